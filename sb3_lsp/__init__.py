@@ -1,0 +1,24 @@
+"""sb3-lsp: latent-space policies (SAC-LSP, Haarnoja et al. 2018) for Stable-Baselines3.
+
+Importing the package registers the ``"LSPPolicy"`` alias on SAC and on sb3-contrib's TQC.
+"""
+
+from sb3_contrib import TQC
+from stable_baselines3 import SAC
+
+from sb3_lsp.flows import ConditionalRealNVP, TanhBijector
+from sb3_lsp.policies import LSPActor, LSPPolicy, TQCLSPPolicy
+
+__version__ = "0.1.0"
+
+SAC.policy_aliases["LSPPolicy"] = LSPPolicy
+TQC.policy_aliases["LSPPolicy"] = TQCLSPPolicy
+
+__all__ = [
+    "ConditionalRealNVP",
+    "LSPActor",
+    "LSPPolicy",
+    "TQCLSPPolicy",
+    "TanhBijector",
+    "__version__",
+]

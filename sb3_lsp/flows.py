@@ -1,0 +1,201 @@
+"""Bijectors of the latent-space policy: an observation-conditioned real-NVP flow and tanh.
+
+Every transform keeps its forward map, its inverse and the log-determinant of the map it
+applied in one place. Shapes: ``B`` is the batch size, ``D`` the action (= latent)
+dimension, ``C`` the size of the observation embedding that conditions the flow.
+"""
+
+import math
+
+import torch as th
+from stable_baselines3.common.torch_layers import create_mlp
+from torch import nn
+from torch.nn import functional as F
+
+
+class AffineCoupling(nn.Module):
+    """
+    One affine coupling layer ``y_T = x_T * exp(s) + t``, ``y_C = x_C``.
+
+    ``x_T`` is one contiguous half of the vector (the transformed part) and ``x_C`` the other
+    half (the conditioning part). ``s`` and ``t`` are separate MLPs of ``[x_C, context]``.
+    The log-scale is softly bounded, ``s = bound * tanh(s_raw / bound)``, so ``exp(s)`` can
+    never overflow while staying close to ``s_raw`` for small values.
+
+    With ``dim == 1`` the conditioning part is empty: the layer is then an affine map of the
+    single coordinate whose scale and shift depend on the observation only.
+
+    :param dim: Dimension ``D`` of the vector the layer acts on.
+    :param context_dim: Dimension ``C`` of the conditioning observation embedding.
+    :param transform_first: Whether the first ``split`` coordinates are transformed
+        (otherwise the remaining ``D - split`` are).
+    :param split: Index where the vector is cut into its two halves (``0 < split <= D``).
+    :param hidden_sizes: Hidden layer sizes of the ``s`` and ``t`` networks.
+    :param log_scale_bound: Soft bound ``|s| < bound`` on the log-scale.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int,
+        transform_first: bool,
+        split: int,
+        hidden_sizes: list[int],
+        log_scale_bound: float,
+    ) -> None:
+        super().__init__()
+        self.split = split
+        self.transform_first = transform_first
+        self.log_scale_bound = log_scale_bound
+        n_transformed = split if transform_first else dim - split
+        n_conditioning = dim - n_transformed
+        in_dim = n_conditioning + context_dim
+        # tanh hidden units, as in the authors' code; the paper's default is one hidden layer
+        self.scale_net = nn.Sequential(*create_mlp(in_dim, n_transformed, hidden_sizes, nn.Tanh))
+        self.shift_net = nn.Sequential(*create_mlp(in_dim, n_transformed, hidden_sizes, nn.Tanh))
+
+    def _halves(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        first, second = x[..., : self.split], x[..., self.split :]
+        return (first, second) if self.transform_first else (second, first)
+
+    def _join(self, transformed: th.Tensor, conditioning: th.Tensor) -> th.Tensor:
+        parts = (transformed, conditioning) if self.transform_first else (conditioning, transformed)
+        return th.cat(parts, dim=-1)
+
+    def _scale_shift(self, conditioning: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        net_input = th.cat((conditioning, context), dim=-1)
+        bound = self.log_scale_bound
+        log_scale = bound * th.tanh(self.scale_net(net_input) / bound)
+        return log_scale, self.shift_net(net_input)
+
+    def forward(self, x: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param x: Input, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``y`` of shape ``(B, D)`` and ``log|det dy/dx|`` of shape ``(B,)``.
+        """
+        transformed, conditioning = self._halves(x)
+        log_scale, shift = self._scale_shift(conditioning, context)
+        y = self._join(transformed * th.exp(log_scale) + shift, conditioning)
+        return y, log_scale.sum(dim=-1)
+
+    def inverse(self, y: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param y: Output of :meth:`forward`, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``x`` of shape ``(B, D)`` and ``log|det dx/dy|`` of shape ``(B,)``.
+        """
+        transformed, conditioning = self._halves(y)
+        log_scale, shift = self._scale_shift(conditioning, context)
+        x = self._join((transformed - shift) * th.exp(-log_scale), conditioning)
+        return x, -log_scale.sum(dim=-1)
+
+
+class ConditionalRealNVP(nn.Module):
+    """
+    Real-NVP bijection ``u = f(h; context)`` from K affine coupling layers.
+
+    For ``D >= 2`` the layers alternate between transforming the first ``D // 2`` coordinates
+    (conditioned on the rest) and the remaining ones (conditioned on the first half), so two
+    consecutive layers touch every coordinate. For ``D == 1`` half masks would leave one layer
+    with nothing to transform; there, every layer transforms the single coordinate with a
+    scale and shift computed from the observation embedding alone.
+
+    :param dim: Dimension ``D`` of ``h`` and ``u``.
+    :param context_dim: Dimension ``C`` of the observation embedding.
+    :param n_layers: Number of coupling layers ``K``.
+    :param hidden_sizes: Hidden layer sizes of each ``s`` and ``t`` network.
+    :param log_scale_bound: Soft bound on each layer's log-scale.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int,
+        n_layers: int,
+        hidden_sizes: list[int],
+        log_scale_bound: float,
+    ) -> None:
+        super().__init__()
+        split = max(dim // 2, 1)
+        self.layers = nn.ModuleList(
+            AffineCoupling(
+                dim,
+                context_dim,
+                transform_first=(dim == 1 or k % 2 == 0),
+                split=split,
+                hidden_sizes=hidden_sizes,
+                log_scale_bound=log_scale_bound,
+            )
+            for k in range(n_layers)
+        )
+
+    def forward(self, h: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param h: Latent, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``u`` of shape ``(B, D)`` and ``log|det du/dh|`` of shape ``(B,)``.
+        """
+        log_det = h.new_zeros(h.shape[:-1])
+        for layer in self.layers:
+            h, layer_log_det = layer(h, context)
+            log_det = log_det + layer_log_det
+        return h, log_det
+
+    def inverse(self, u: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param u: Flow output, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``h`` of shape ``(B, D)`` and ``log|det dh/du|`` of shape ``(B,)``.
+        """
+        log_det = u.new_zeros(u.shape[:-1])
+        for layer in reversed(self.layers):
+            u, layer_log_det = layer.inverse(u, context)
+            log_det = log_det + layer_log_det
+        return u, log_det
+
+
+class TanhBijector:
+    """
+    ``a = tanh(u)``, mapping the real line onto the open action box ``(-1, 1)``.
+
+    ``log(1 - tanh(u)^2)`` is computed as ``2 * (log 2 - u - softplus(-2u))``, which is exact
+    and finite for every float ``u`` (the authors' code added ``1e-6`` inside the log instead).
+    """
+
+    @staticmethod
+    def log_abs_det_jacobian(u: th.Tensor) -> th.Tensor:
+        """
+        :param u: Pre-squash values, shape ``(B, D)``.
+        :return: ``log|det da/du|``, shape ``(B,)``.
+        """
+        return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=-1)
+
+    @staticmethod
+    def forward(u: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param u: Pre-squash values, shape ``(B, D)``.
+        :return: ``a = tanh(u)`` of shape ``(B, D)`` and ``log|det da/du|`` of shape ``(B,)``.
+        """
+        return th.tanh(u), TanhBijector.log_abs_det_jacobian(u)
+
+    @staticmethod
+    def inverse(a: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Actions on or beyond the box edges are first clipped to the largest float strictly
+        inside ``(-1, 1)``, so ``atanh`` stays finite.
+
+        :param a: Actions, shape ``(B, D)``.
+        :return: ``u = atanh(a)`` of shape ``(B, D)`` and ``log|det du/da|`` of shape ``(B,)``.
+        """
+        edge = 1.0 - th.finfo(a.dtype).eps
+        u = th.atanh(a.clamp(-edge, edge))
+        return u, -TanhBijector.log_abs_det_jacobian(u)
+
+
+def standard_normal_log_prob(h: th.Tensor) -> th.Tensor:
+    """
+    :param h: Points, shape ``(B, D)``.
+    :return: ``log N(h; 0, I)``, shape ``(B,)``.
+    """
+    return -0.5 * (h.pow(2).sum(dim=-1) + h.shape[-1] * math.log(2.0 * math.pi))
