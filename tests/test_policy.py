@@ -1,0 +1,171 @@
+"""LSPPolicy inside SB3: exact log-likelihoods, normalised densities, gradients, errors, aliases."""
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import TQC
+from scipy import integrate
+from stable_baselines3 import SAC
+from torch.autograd.functional import jacobian
+
+import sb3_lsp
+from sb3_lsp import LSPPolicy, TQCLSPPolicy
+from sb3_lsp.flows import standard_normal_log_prob
+
+OBS_DIM = 5
+
+
+def make_policy(action_dim: int, **flow_kwargs) -> LSPPolicy:
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+    return LSPPolicy(observation_space, action_space, lambda _: 3e-4, **flow_kwargs)
+
+
+def random_obs(n: int) -> th.Tensor:
+    return th.randn(n, OBS_DIM)
+
+
+def jacobian_log_prob(actor: sb3_lsp.LSPActor, obs: th.Tensor, h: th.Tensor) -> th.Tensor:
+    """log N(h) - log|det J|, J the full autograd Jacobian of h -> a, one sample at a time."""
+    log_probs = []
+    for i in range(obs.shape[0]):
+        jac = jacobian(lambda x, i=i: actor.latent_to_action(obs[i : i + 1], x.unsqueeze(0)).squeeze(0), h[i])
+        log_probs.append(standard_normal_log_prob(h[i : i + 1])[0] - th.linalg.slogdet(jac).logabsdet)
+    return th.stack(log_probs)
+
+
+def test_aliases_are_registered_on_sac_and_tqc() -> None:
+    assert SAC("LSPPolicy", "Pendulum-v1").policy.__class__ is LSPPolicy
+    assert SAC(LSPPolicy, "Pendulum-v1").policy.__class__ is LSPPolicy
+    assert TQC("LSPPolicy", "Pendulum-v1").policy.__class__ is TQCLSPPolicy
+
+
+@pytest.mark.parametrize("action_dim", [1, 2, 3, 6])
+def test_log_prob_matches_autograd_jacobian(action_dim: int) -> None:
+    actor = make_policy(action_dim).actor
+    obs = random_obs(6)
+    h = 0.8 * th.randn(6, action_dim)  # keeps tanh away from float32 saturation
+    actions = actor.latent_to_action(obs, h)
+    expected = jacobian_log_prob(actor, obs, h)
+    assert th.allclose(actor.log_prob(obs, actions), expected, atol=2e-3, rtol=1e-4)
+    assert th.allclose(actor.action_to_latent(obs, actions), h, atol=1e-3)
+
+
+@pytest.mark.parametrize("action_dim", [1, 2, 3, 6])
+def test_action_log_prob_matches_autograd_jacobian(action_dim: int) -> None:
+    actor = make_policy(action_dim).actor
+    obs = random_obs(6)
+    actions, log_prob = actor.action_log_prob(obs)
+    assert actions.shape == (6, action_dim) and log_prob.shape == (6,)
+    assert (actions.abs() <= 1).all()
+    h = actor.action_to_latent(obs, actions)
+    assert th.allclose(log_prob, jacobian_log_prob(actor, obs, h), atol=2e-3, rtol=1e-4)
+
+
+def test_density_of_1d_policy_integrates_to_one() -> None:
+    actor = make_policy(1).actor
+    for obs in random_obs(3):
+        obs = obs.unsqueeze(0)
+
+        def density(a: float, obs: th.Tensor = obs) -> float:
+            return actor.log_prob(obs, th.tensor([[a]], dtype=th.float32)).exp().item()
+
+        total, _ = integrate.quad(density, -1.0, 1.0, limit=200)
+        assert total == pytest.approx(1.0, abs=1e-2)
+
+
+def test_density_of_2d_policy_integrates_to_one() -> None:
+    actor = make_policy(2).actor
+    # Midpoint rule on a fine grid over the box; the density vanishes at the edges.
+    n = 600
+    centers = (th.arange(n, dtype=th.float32) + 0.5) / n * 2.0 - 1.0
+    grid = th.cartesian_prod(centers, centers)
+    cell_area = (2.0 / n) ** 2
+    for obs in random_obs(2):
+        with th.no_grad():
+            log_density = actor.log_prob(obs.expand(grid.shape[0], -1), grid)
+        assert log_density.exp().sum().item() * cell_area == pytest.approx(1.0, abs=1e-2)
+
+
+def test_gradients_reach_every_flow_and_embedding_parameter() -> None:
+    actor = make_policy(3, n_coupling_layers=3).actor
+    actions, log_prob = actor.action_log_prob(random_obs(32))
+    (actions.sum() + log_prob.sum()).backward()
+    params = dict(actor.named_parameters())
+    assert any(name.startswith("embedding.") for name in params)
+    assert sum(name.startswith("flow.layers.2.") for name in params) > 0
+    for name, param in params.items():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_deterministic_action_is_the_image_of_the_prior_mode() -> None:
+    policy = make_policy(3)
+    obs = random_obs(4)
+    expected = policy.actor.latent_to_action(obs, th.zeros(4, 3))
+    assert th.allclose(policy._predict(obs, deterministic=True), expected)
+    actions, _ = policy.predict(obs.numpy(), deterministic=True)
+    np.testing.assert_allclose(actions, expected.detach().numpy(), atol=1e-6)
+    stochastic = policy._predict(obs, deterministic=False)
+    assert not th.allclose(stochastic, expected)
+
+
+def test_log_prob_is_finite_on_the_box_edges() -> None:
+    actor = make_policy(2).actor
+    edges = th.tensor([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
+    log_prob = actor.log_prob(random_obs(4), edges)
+    assert th.isfinite(log_prob).all()
+    assert th.isfinite(actor.action_to_latent(random_obs(4), edges)).all()
+
+
+def test_defaults_follow_the_paper() -> None:
+    actor = make_policy(6).actor
+    assert actor.n_coupling_layers == 2
+    assert actor.embedding_net_arch == [128, 128]
+    assert actor.embedding_dim == 12
+    assert actor.coupling_net_arch == [6]
+    assert len(actor.flow.layers) == 2
+
+
+def test_non_box_action_space_is_rejected() -> None:
+    obs_space = spaces.Box(-1, 1, (OBS_DIM,), np.float32)
+    with pytest.raises(ValueError, match="Box action space"):
+        LSPPolicy(obs_space, spaces.Discrete(3), lambda _: 3e-4)
+
+
+def test_gsde_is_rejected_with_an_explanation() -> None:
+    with pytest.raises(ValueError, match="use_sde=True is not supported"):
+        SAC("LSPPolicy", "Pendulum-v1", use_sde=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_coupling_layers": 0}, "n_coupling_layers must be an integer >= 1"),
+        ({"coupling_net_arch": [0]}, "coupling_net_arch must be a list of positive integers"),
+        ({"embedding_net_arch": [128, -1]}, "embedding_net_arch must be a list of positive integers"),
+        ({"embedding_dim": 0}, "embedding_dim must be a positive integer"),
+        ({"log_scale_bound": 0.0}, "log_scale_bound must be a positive number"),
+        ({"net_arch": {"pi": [64], "qf": [64]}}, "embedding_net_arch"),
+    ],
+)
+def test_invalid_flow_kwargs_are_rejected(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SAC("LSPPolicy", "Pendulum-v1", policy_kwargs=kwargs)
+
+
+def test_critic_net_arch_is_sb3s() -> None:
+    model = SAC("LSPPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [64, 32]})
+    critic_layers = [m.out_features for m in model.critic.qf0 if isinstance(m, th.nn.Linear)]
+    assert critic_layers == [64, 32, 1]
+
+
+def test_actions_are_rescaled_to_a_non_unit_box() -> None:
+    model = SAC("LSPPolicy", "Pendulum-v1", learning_starts=10, seed=1)  # Box(-2, 2)
+    model.learn(50)
+    obs = th.randn(64, 3)
+    actions, _ = model.predict(obs.numpy(), deterministic=False)
+    squashed = model.policy.actor(obs)
+    assert actions.shape == (64, 1)
+    assert (np.abs(actions) <= 2.0).all()
+    assert np.abs(actions).max() > 1.0 >= squashed.abs().max().item()
