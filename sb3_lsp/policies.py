@@ -74,9 +74,7 @@ class LSPActor(BasePolicy):
 
         self.action_dim = get_action_dim(action_space)
         self.embedding = nn.Sequential(*create_mlp(features_dim, embedding_dim, embedding_net_arch, activation_fn))
-        self.flow = ConditionalRealNVP(
-            self.action_dim, embedding_dim, n_coupling_layers, coupling_net_arch, log_scale_bound
-        )
+        self.flow = ConditionalRealNVP(self.action_dim, embedding_dim, n_coupling_layers, coupling_net_arch, log_scale_bound)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
