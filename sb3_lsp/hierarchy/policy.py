@@ -1,0 +1,205 @@
+"""``HierarchicalPolicy``: the composed policy f0 o f1 o ... o f(K-1) acting on the raw environment."""
+
+import importlib
+import io
+import json
+import math
+import pickle
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource
+from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND
+
+FORMAT = "sb3_lsp.HierarchicalPolicy"
+FORMAT_VERSION = 1
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(path: str) -> type:
+    module, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class HierarchicalPolicy:
+    """
+    A stack of frozen levels acting on the raw environment, lowest level first.
+
+    Level ``K-1`` (the top) picks an action in its action space, which is the latent of level
+    ``K-2``; each lower level maps its latent through its deterministic ``tanh(f(h; s))``, read
+    on the current observation, down to level 0, whose output is the raw action. This is exactly
+    what the top level experienced through nested :class:`LatentActionWrapper` s during training.
+
+    **State (action_repeat > 1).** The wrapper embedding level ``i`` holds the latent from level
+    ``i + 1`` for ``action_repeat[i]`` of its steps, so level ``L`` produces a new output every
+    ``P_L = action_repeat[0] * ... * action_repeat[L-1]`` raw steps. ``predict`` returns, as SB3's
+    recurrent policies do, a state ``(steps, held_1, ..., held_{K-1})``: per environment, the raw
+    steps since its episode started and the latest output of each level above 0. Pass it back in
+    the next call (``evaluate_policy`` does); ``episode_start[i] = True`` sets environment ``i``'s
+    step count to 0, so every level decides afresh on the first observation of a new episode.
+    ``state=None`` starts every environment afresh.
+
+    :param levels: The frozen levels, lowest first; all but the top must be latent-space policies.
+    :param latent_bounds: For each level ``i < K-1``, the ``latent_bound`` of the wrapper that
+        embedded it when level ``i + 1`` was trained.
+    :param action_repeats: For each level ``i < K-1``, that wrapper's ``action_repeat``.
+    """
+
+    def __init__(self, levels: Sequence[FrozenLevel], latent_bounds: Sequence[float], action_repeats: Sequence[int]) -> None:
+        if len(levels) < 1:
+            raise ValueError("A HierarchicalPolicy needs at least one level.")
+        if not len(latent_bounds) == len(action_repeats) == len(levels) - 1:
+            raise ValueError(
+                f"{len(levels)} levels need {len(levels) - 1} wrapper settings (one per level below the top), "
+                f"got {len(latent_bounds)} latent_bounds and {len(action_repeats)} action_repeats."
+            )
+        self.levels = list(levels)
+        self.latent_bounds = [float(bound) for bound in latent_bounds]
+        self.action_repeats = [int(repeat) for repeat in action_repeats]
+        for below, above, bound in zip(self.levels, self.levels[1:], self.latent_bounds, strict=False):
+            latent_dim = below.actor.action_dim  # raises unless `below` is a latent-space policy
+            if above.action_space.shape != (latent_dim,) or not np.allclose(above.action_space.high, bound):
+                raise ValueError(
+                    f"Level {above.source} acts in {above.action_space}, but the level below it ({below.source}) "
+                    f"embedded with latent_bound={bound} has the latent box Box(-{bound}, {bound}, ({latent_dim},)). "
+                    "Give each level the wrapper settings it was trained with."
+                )
+        # Level L produces a new output every periods[L] raw steps.
+        self.periods = [math.prod(self.action_repeats[:level]) for level in range(len(self.levels))]
+
+    @classmethod
+    def from_levels(
+        cls,
+        levels: Sequence[LevelSource],
+        wrappers: Sequence[dict[str, Any]] | None = None,
+        device: str = "cpu",
+    ) -> "HierarchicalPolicy":
+        """
+        :param levels: Paths (SB3 ``.zip`` or RL Zoo run folders) or loaded models, lowest level first.
+        :param wrappers: For each level but the top, the :class:`LatentActionWrapper` settings it was
+            embedded with (``latent_bound``, ``action_repeat``, ``lower_obs``; others, such as the
+            action prior, do not change how the policy acts and are ignored). Defaults are the wrapper's.
+        :param device: Torch device of the levels.
+        """
+        wrappers = list(wrappers) if wrappers is not None else [{} for _ in levels[:-1]]
+        if len(wrappers) != len(levels) - 1:
+            raise ValueError(f"{len(levels)} levels need {len(levels) - 1} wrapper settings, got {len(wrappers)}.")
+        frozen = [
+            FrozenLevel.load(source, lower_obs=settings.get("lower_obs"), device=device)
+            for source, settings in zip(levels, [*wrappers, {}], strict=True)
+        ]
+        return cls(
+            frozen,
+            latent_bounds=[settings.get("latent_bound", DEFAULT_LATENT_BOUND) for settings in wrappers],
+            action_repeats=[settings.get("action_repeat", 1) for settings in wrappers],
+        )
+
+    def _initial_state(self, n_envs: int) -> tuple[np.ndarray, ...]:
+        held = [np.zeros((n_envs, *level.action_space.shape), np.float32) for level in self.levels[1:]]
+        return (np.zeros(n_envs, np.int64), *held)
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """
+        SB3's ``predict`` signature, so ``evaluate_policy`` works on the raw environment.
+
+        :param observation: Raw observations, shape ``(obs_dim,)`` or ``(n_envs, obs_dim)``.
+        :param state: The state returned by the previous call (see the class docstring), or None.
+        :param episode_start: Per environment, whether its observation starts a new episode.
+        :param deterministic: Top level's deterministic action (lower levels are always deterministic maps).
+        :return: Raw actions (same leading shape as ``observation``) and the next state.
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        obs = obs[None] if single else obs
+        n_envs = obs.shape[0]
+        steps, *held = (np.copy(part) for part in (state if state is not None else self._initial_state(n_envs)))
+        if episode_start is not None:
+            steps[np.asarray(episode_start, dtype=bool).reshape(n_envs)] = 0
+
+        top = len(self.levels) - 1
+        for level in range(top, 0, -1):
+            due = steps % self.periods[level] == 0
+            if not due.any():
+                continue
+            if level == top:
+                held[level - 1][due] = self.levels[level].predict(obs[due], deterministic)
+            else:
+                bound = self.latent_bounds[level - 1]
+                held[level - 1][due] = self.levels[level].latent_to_action(obs[due], held[level][due], -bound, bound)
+        if top == 0:
+            actions = self.levels[0].predict(obs, deterministic)
+        else:
+            low, high = self.levels[0].action_space.low, self.levels[0].action_space.high
+            actions = self.levels[0].latent_to_action(obs, held[0], low, high).astype(np.float32)
+        next_state = (steps + 1, *held)
+        return (actions[0] if single else actions), next_state
+
+    def save(self, path: str | Path) -> None:
+        """
+        Save all levels and their wrapper settings as one zip archive.
+
+        :param path: Archive path (``.zip`` is appended when missing).
+        """
+        path = Path(path)
+        path = path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "latent_bounds": self.latent_bounds,
+            "action_repeats": self.action_repeats,
+            "levels": [],
+        }
+        with zipfile.ZipFile(path, "w") as archive:
+            for index, level in enumerate(self.levels):
+                entry = {"policy_class": _class_path(type(level.policy)), "policy": f"level_{index}/policy.pth"}
+                entry |= level.state_for_saving()
+                buffer = io.BytesIO()
+                level.policy.save(buffer)  # type: ignore[arg-type]  (torch.save takes file objects)
+                archive.writestr(entry["policy"], buffer.getvalue())
+                if level.obs_normalizer is not None:
+                    entry["obs_normalizer"] = f"level_{index}/vecnormalize.pkl"
+                    archive.writestr(entry["obs_normalizer"], pickle.dumps(level.obs_normalizer))
+                manifest["levels"].append(entry)
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "HierarchicalPolicy":
+        """
+        :param path: An archive written by :meth:`save`.
+        :param device: Torch device of the levels.
+        """
+        path = Path(path)
+        if not path.is_file() and path.with_name(path.name + ".zip").is_file():
+            path = path.with_name(path.name + ".zip")
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No HierarchicalPolicy archive at {path}: pass the .zip written by HierarchicalPolicy.save."
+            )
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            if manifest.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a HierarchicalPolicy archive (its manifest says {manifest.get('format')!r}).")
+            levels = []
+            for entry in manifest["levels"]:
+                policy_class: type[BasePolicy] = _import_class(entry["policy_class"])
+                policy = policy_class.load(io.BytesIO(archive.read(entry["policy"])), device=device)  # type: ignore[arg-type]
+                normalizer = pickle.loads(archive.read(entry["obs_normalizer"])) if "obs_normalizer" in entry else None
+                levels.append(FrozenLevel(policy, normalizer, entry["lower_obs"], entry["source"]))
+        return cls(levels, manifest["latent_bounds"], manifest["action_repeats"])
