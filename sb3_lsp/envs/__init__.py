@@ -1,0 +1,50 @@
+"""
+The paper's environments as Gymnasium environments, registered under ``sb3_lsp/`` on ``import sb3_lsp``.
+
+========================================  ==================  ==============  =========
+id                                        observation         (D_s first)     max steps
+========================================  ==================  ==============  =========
+``sb3_lsp/AntAnyDirection-v0``            proprioception      105             1000
+``sb3_lsp/AntCrossMaze-v0``               proprioception, xy  105 + 2 = 107   1000
+``sb3_lsp/PointAnyDirection-v0``          vx, vy              2               250
+``sb3_lsp/PointCrossMaze-v0``             vx, vy, x, y        2 + 2 = 4       500
+========================================  ==================  ==============  =========
+
+The maze environments take ``goal`` (0, 1, 2 or any (x, y)), ``goal_radius`` and ``reward_type``
+keyword arguments, e.g. ``gymnasium.make("sb3_lsp/PointCrossMaze-v0", goal=2)``.
+"""
+
+import gymnasium
+
+from sb3_lsp.envs.ant import AntAnyDirectionEnv, AntCrossMazeEnv
+from sb3_lsp.envs.maze import GOALS, WALLS, CrossMazeTask
+from sb3_lsp.envs.point import PointAnyDirectionEnv, PointCrossMazeEnv
+
+#: id -> (entry point, max_episode_steps). The Point's episodes are shorter than the Ant's
+#: because it is faster (2 m/s at 20 Hz crosses the maze in ~150 steps) and CPU budgets are small.
+ENV_SPECS: dict[str, tuple[str, int]] = {
+    "sb3_lsp/AntAnyDirection-v0": ("sb3_lsp.envs.ant:AntAnyDirectionEnv", 1000),
+    "sb3_lsp/AntCrossMaze-v0": ("sb3_lsp.envs.ant:AntCrossMazeEnv", 1000),
+    "sb3_lsp/PointAnyDirection-v0": ("sb3_lsp.envs.point:PointAnyDirectionEnv", 250),
+    "sb3_lsp/PointCrossMaze-v0": ("sb3_lsp.envs.point:PointCrossMazeEnv", 500),
+}
+
+
+def register_envs() -> None:
+    """Register the environments of :data:`ENV_SPECS` with Gymnasium (ids already registered are kept)."""
+    for env_id, (entry_point, max_episode_steps) in ENV_SPECS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps)
+
+
+__all__ = [
+    "ENV_SPECS",
+    "GOALS",
+    "WALLS",
+    "AntAnyDirectionEnv",
+    "AntCrossMazeEnv",
+    "CrossMazeTask",
+    "PointAnyDirectionEnv",
+    "PointCrossMazeEnv",
+    "register_envs",
+]
