@@ -21,9 +21,9 @@ register_envs()
 __all__ = [
     "ConditionalRealNVP",
     "HierarchicalPolicy",
-    "LatentActionWrapper",
     "LSPActor",
     "LSPPolicy",
+    "LatentActionWrapper",
     "TQCLSPPolicy",
     "TanhBijector",
     "__version__",

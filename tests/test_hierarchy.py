@@ -265,7 +265,7 @@ def test_a_lower_level_that_is_not_a_latent_space_policy_is_rejected(tmp_path: P
     mlp.save(tmp_path / "mlp.zip")
     ppo = PPO("MlpPolicy", "Pendulum-v1", n_steps=64)
     for lower in (mlp, tmp_path / "mlp.zip", ppo):
-        with pytest.raises(TypeError, match="not a latent-space policy.*LSPPolicy"):
+        with pytest.raises(TypeError, match=r"not a latent-space policy.*LSPPolicy"):
             LatentActionWrapper(gym.make("Pendulum-v1"), lower)
 
 
@@ -309,5 +309,5 @@ def test_invalid_wrapper_settings_are_rejected(pendulum_level0: Path, kwargs: di
 
 def test_mismatched_wrapper_settings_in_a_hierarchy_are_rejected(pendulum_level0: Path) -> None:
     top = SAC("MlpPolicy", LatentActionWrapper(gym.make("Pendulum-v1"), pendulum_level0, latent_bound=2.0))
-    with pytest.raises(ValueError, match="latent_bound=3.0"):
+    with pytest.raises(ValueError, match=r"latent_bound=3\.0"):
         HierarchicalPolicy.from_levels([pendulum_level0, top])  # trained with latent_bound=2, told 3
