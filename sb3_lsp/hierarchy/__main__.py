@@ -1,0 +1,3 @@
+from sb3_lsp.hierarchy.layerwise import main
+
+main()

@@ -1,0 +1,71 @@
+"""Layerwise training (algorithm 1) through `python -m sb3_lsp.hierarchy train`, run as a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from stable_baselines3 import SAC
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+
+from sb3_lsp import HierarchicalPolicy
+
+CONFIG = {
+    "seed": 7,
+    "levels": [
+        {
+            "env": "Pendulum-v1",
+            "algo": "sac",
+            "hyperparams": {"policy": "LSPPolicy", "n_timesteps": 250, "learning_starts": 100, "learning_rate": 1e-3},
+        },
+        {
+            "env": "Pendulum-v1",
+            "algo": "sac",
+            "wrapper": {"action_repeat": 2, "action_prior": "gaussian", "prior_coef": 0.1, "latent_bound": 2.5},
+            "hyperparams": {"policy": "LSPPolicy", "n_timesteps": 150, "learning_starts": 50},
+        },
+    ],
+}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sb3_lsp.hierarchy", *args], capture_output=True, text=True)
+
+
+def test_layerwise_training_writes_zoo_run_folders_and_the_composed_policy(tmp_path: Path) -> None:
+    config_path = tmp_path / "hierarchy.yml"
+    config_path.write_text(yaml.safe_dump(CONFIG))
+    result = run_cli("train", str(config_path), "--output", str(tmp_path / "out"), "--", "--eval-freq", "-1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    runs = [tmp_path / "out" / f"level_{i}" / "sac" / "Pendulum-v1_1" for i in range(2)]
+    for run in runs:  # ordinary RL Zoo run folders
+        assert (run / "Pendulum-v1.zip").is_file() and (run / "Pendulum-v1" / "config.yml").is_file()
+    level1_config = dict(yaml.load((runs[1] / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader))
+    wrapper_kwargs = level1_config["env_wrapper"][0]["sb3_lsp.LatentActionWrapper"]
+    assert Path(wrapper_kwargs["lower"]) == runs[0].resolve()
+    assert wrapper_kwargs["action_repeat"] == 2 and wrapper_kwargs["latent_bound"] == 2.5
+    assert SAC.load(runs[1] / "Pendulum-v1.zip").action_space.high.tolist() == [2.5]  # acts in level 0's latent box
+
+    policy = HierarchicalPolicy.load(tmp_path / "out" / "hierarchy.zip")
+    assert policy.action_repeats == [2] and policy.latent_bounds == [2.5]
+    level0 = SAC.load(runs[0] / "Pendulum-v1.zip")
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        policy.levels[0].predict(obs, deterministic=True), level0.predict(obs, deterministic=True)[0]
+    )
+    mean_return, _ = evaluate_policy(policy, Monitor(gym.make("Pendulum-v1")), n_eval_episodes=2)
+    assert -2000 < mean_return <= 0
+
+
+def test_bad_configs_get_clear_errors(tmp_path: Path) -> None:
+    missing = run_cli("train", str(tmp_path / "nope.yml"))
+    assert missing.returncode == 2 and f"No hierarchy config at {tmp_path / 'nope.yml'}" in missing.stderr
+
+    config_path = tmp_path / "bad.yml"
+    config_path.write_text(yaml.safe_dump({"levels": [{"env": "Pendulum-v1"}]}))
+    bad = run_cli("train", str(config_path))
+    assert bad.returncode == 2 and "level 0 lacks ['hyperparams']" in bad.stderr
