@@ -131,11 +131,22 @@ def test_point_any_direction_reward_formula() -> None:
 def test_point_top_speed_is_the_same_in_every_direction(action: tuple[float, float]) -> None:
     env = make("sb3_lsp/PointAnyDirection-v0")
     env.reset(seed=0)
+    place(env, (0.0, 0.0))
     for _ in range(200):  # 10 s, ten velocity time constants
         _, _, _, _, info = env.step(np.array(action))
     velocity = np.array([info["x_velocity"], info["y_velocity"]])
     assert np.linalg.norm(velocity) == pytest.approx(2.0, rel=1e-3)
     np.testing.assert_allclose(velocity / np.linalg.norm(velocity), np.array(action) / np.linalg.norm(action), atol=1e-5)
+
+
+def test_point_starts_at_every_heading_in_the_open_and_at_rest_in_the_maze() -> None:
+    open_arena, maze = make("sb3_lsp/PointAnyDirection-v0"), make("sb3_lsp/PointCrossMaze-v0")
+    velocities = np.array([open_arena.reset(seed=seed)[0] for seed in range(200)])
+    speeds, headings = np.linalg.norm(velocities, axis=1), np.arctan2(velocities[:, 1], velocities[:, 0])
+    assert speeds.max() < 2.5 and np.mean(speeds) == pytest.approx(1.0, abs=0.15)
+    assert np.histogram(headings, bins=4, range=(-np.pi, np.pi))[0].min() > 30
+    maze_speeds = [np.linalg.norm(maze.reset(seed=seed)[0][:2]) for seed in range(50)]
+    assert max(maze_speeds) < 0.5
 
 
 @pytest.mark.parametrize("body", BODIES)

@@ -61,6 +61,9 @@ class PointAnyDirectionEnv(MujocoEnv, utils.EzPickle):
     :param survive_reward: Bonus per step.
     :param reset_noise_scale: Half-width of the uniform noise on the start position and standard
         deviation of the Gaussian noise on the start velocity.
+    :param initial_speed_range: The episode starts with a speed drawn uniformly from this range, in
+        a uniformly drawn direction. A level 0 pretrained from rest alone settles on two or three
+        directions; starting it at every heading makes it learn to move fast in all of them.
     :param mjcf: MJCF text of the model (the maze version passes the model with walls).
     :param kwargs: Every other :class:`gymnasium.envs.mujoco.MujocoEnv` argument (``render_mode``,
         ``width``, ``height``, ...).
@@ -73,13 +76,15 @@ class PointAnyDirectionEnv(MujocoEnv, utils.EzPickle):
         ctrl_cost_weight: float = 0.005,
         survive_reward: float = 0.05,
         reset_noise_scale: float = 0.1,
+        initial_speed_range: tuple[float, float] = (0.0, 2.0),
         mjcf: str = POINT_MJCF,
         **kwargs: Any,
     ) -> None:
-        utils.EzPickle.__init__(self, ctrl_cost_weight, survive_reward, reset_noise_scale, mjcf, **kwargs)
+        utils.EzPickle.__init__(self, ctrl_cost_weight, survive_reward, reset_noise_scale, initial_speed_range, mjcf, **kwargs)
         self._ctrl_cost_weight = ctrl_cost_weight
         self._survive_reward = survive_reward
         self._reset_noise_scale = reset_noise_scale
+        self._initial_speed_range = initial_speed_range
         kwargs.setdefault("default_camera_config", DEFAULT_CAMERA_CONFIG)
         with mjcf_file(mjcf) as model_path:
             MujocoEnv.__init__(
@@ -125,6 +130,9 @@ class PointAnyDirectionEnv(MujocoEnv, utils.EzPickle):
         noise = self._reset_noise_scale
         qpos = self.init_qpos + self.np_random.uniform(low=-noise, high=noise, size=self.model.nq)
         qvel = self.init_qvel + noise * self.np_random.standard_normal(self.model.nv)
+        speed = self.np_random.uniform(*self._initial_speed_range)
+        heading = self.np_random.uniform(-np.pi, np.pi)
+        qvel[:2] += speed * np.array([np.cos(heading), np.sin(heading)])
         self.set_state(qpos, qvel)
         return self._get_obs()
 
@@ -137,13 +145,15 @@ class PointCrossMazeEnv(PointAnyDirectionEnv):
     The Point in the paper's cross maze, mirroring :class:`~sb3_lsp.envs.ant.AntCrossMazeEnv`.
 
     Same walls, goals and sparse reward (1000 within ``goal_radius``, else 0; the episode
-    terminates at the goal). Observation: :class:`PointAnyDirectionEnv`'s (vx, vy) followed by
-    x, y, 4 entries in all. ``info`` carries ``is_success`` and ``distance_to_goal``.
+    terminates at the goal). The ball starts at rest (up to the reset noise), like the Ant.
+    Observation: :class:`PointAnyDirectionEnv`'s (vx, vy) followed by x, y, 4 entries in all.
+    ``info`` carries ``is_success`` and ``distance_to_goal``.
 
     :param goal: Index into :data:`sb3_lsp.envs.maze.GOALS` (0: (6, -6), 1: (6, 6), 2: (12, 0))
         or any (x, y).
     :param goal_radius: The goal is reached within this distance (metres).
     :param reward_type: ``"sparse"`` (the paper's) or ``"dense"`` (negative distance to the goal).
+    :param initial_speed_range: Range of the start speed (see :class:`PointAnyDirectionEnv`).
     :param kwargs: Every other :class:`PointAnyDirectionEnv` argument (not ``mjcf``).
     """
 
@@ -152,12 +162,13 @@ class PointCrossMazeEnv(PointAnyDirectionEnv):
         goal: int | Sequence[float] = 0,
         goal_radius: float = DEFAULT_GOAL_RADIUS,
         reward_type: Literal["sparse", "dense"] = "sparse",
+        initial_speed_range: tuple[float, float] = (0.0, 0.0),
         **kwargs: Any,
     ) -> None:
         self.task = CrossMazeTask(goal, goal_radius, reward_type)
-        super().__init__(mjcf=add_walls(POINT_MJCF), **kwargs)
+        super().__init__(initial_speed_range=initial_speed_range, mjcf=add_walls(POINT_MJCF), **kwargs)
         self.observation_space = Box(low=-np.inf, high=np.inf, shape=(4,), dtype=np.float64)
-        utils.EzPickle.__init__(self, goal, goal_radius, reward_type, **kwargs)
+        utils.EzPickle.__init__(self, goal, goal_radius, reward_type, initial_speed_range, **kwargs)
 
     def _get_obs(self) -> np.ndarray:
         return np.concatenate((super()._get_obs(), self.data.qpos[:2]))
