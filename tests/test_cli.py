@@ -18,17 +18,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_main_job_trains_saves_and_reports_a_return(tmp_path: Path) -> None:
+def test_main_job_runs_the_maze_pipeline_and_reports_a_table(tmp_path: Path) -> None:
     main_job = next(cmd for cmd in readme_commands() if "sb3_lsp.demo" in cmd)
     assert main_job.endswith("python -m sb3_lsp.demo")
     result = subprocess.run(
-        [sys.executable, "-m", "sb3_lsp.demo", "--steps", "300", "--eval-episodes", "2", "--output", str(tmp_path)],
+        [sys.executable, "-m", "sb3_lsp.demo", "--scale", "0.05", "--eval-episodes", "2", "--output", str(tmp_path)],
         capture_output=True,
         text=True,
-        check=True,
+        cwd=ROOT,
     )
-    match = re.search(r"deterministic evaluation return (-?\d+\.\d) \+/- (\d+\.\d) over 2 episodes", result.stdout)
-    assert match, result.stdout
-    assert -2000 < float(match.group(1)) <= 0  # Pendulum's return range over 200 steps
-    assert (tmp_path / "sac_lsp_Pendulum-v1.zip").is_file()
-    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for method in ("hierarchy (2 levels)", "flat SAC + LSPPolicy"):
+        row = re.search(
+            rf"\| {re.escape(method)} \| (\d+) \| (\d+) \| ([01]\.\d\d) \| (\d+\.\d\d) ± \d+\.\d\d \|", result.stdout
+        )
+        assert row, result.stdout[-3000:]
+        assert 0 < float(row.group(4)) < 30  # a distance inside the maze
+    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "results.csv").read_text().count("\n") == 3
+    assert (tmp_path / "hierarchy" / "hierarchy.zip").is_file()
+    assert list((tmp_path / "flat" / "sac").glob("sb3_lsp-PointCrossMaze-v0_1/sb3_lsp-PointCrossMaze-v0.zip"))

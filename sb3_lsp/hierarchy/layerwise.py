@@ -38,8 +38,8 @@ from sb3_lsp.hierarchy.policy import HierarchicalPolicy
 WRAPPER_CLASS = "sb3_lsp.LatentActionWrapper"
 
 
-def _validated_levels(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    levels = config.get("levels")
+def _validated_levels(config: Any, path: Path) -> list[dict[str, Any]]:
+    levels = config.get("levels") if isinstance(config, dict) else None
     if not isinstance(levels, list) or not levels:
         raise ValueError(f"{path}: expected a non-empty 'levels:' list (lowest level first).")
     for index, level in enumerate(levels):
@@ -52,7 +52,7 @@ def _validated_levels(config: dict[str, Any], path: Path) -> list[dict[str, Any]
 
 
 def zoo_hyperparams(levels: list[dict[str, Any]], index: int, run_folders: list[Path]) -> dict[str, Any]:
-    """The RL Zoo YAML content that trains level ``index`` on top of the frozen ``run_folders``."""
+    """The RL Zoo YAML entry that trains level ``index`` on top of the frozen ``run_folders``."""
     level = levels[index]
     entry = dict(level["hyperparams"])
     wrappers = [
@@ -61,7 +61,7 @@ def zoo_hyperparams(levels: list[dict[str, Any]], index: int, run_folders: list[
     ]
     if wrappers:
         entry["env_wrapper"] = wrappers + list(entry.get("env_wrapper", []))
-    return {level["env"]: entry}
+    return entry
 
 
 def latest_run_folder(log_folder: Path, algo: str, env_id: str) -> Path:
@@ -73,42 +73,81 @@ def latest_run_folder(log_folder: Path, algo: str, env_id: str) -> Path:
     return max(runs, key=lambda p: int(p.name.rsplit("_", 1)[-1]))
 
 
-def train(config_path: Path, output: Path | None, seed: int | None, zoo_args: list[str]) -> Path:
-    """Train every level in turn; return the path of the composed HierarchicalPolicy."""
+def load_config(config_path: Path) -> dict[str, Any]:
+    """Read and check a hierarchy config (see the module docstring)."""
     if not config_path.is_file():
         raise FileNotFoundError(f"No hierarchy config at {config_path}.")
     config = yaml.safe_load(config_path.read_text())
-    levels = _validated_levels(config, config_path)
+    _validated_levels(config, config_path)
+    return config
+
+
+def train_zoo_run(
+    env_id: str, algo: str, hyperparams: dict[str, Any], log_folder: Path, seed: int, zoo_args: list[str], label: str
+) -> Path:
+    """
+    One ``python -m rl_zoo3.train`` run with the given YAML entry; return its run folder.
+
+    :param env_id: Environment id.
+    :param algo: RL Zoo algorithm name (``sac``, ``tqc``, ...).
+    :param hyperparams: The YAML entry (RL Zoo conventions, ``env_wrapper`` included).
+    :param log_folder: The run's ``-f`` folder; its YAML is written there as ``hyperparams.yml``.
+    :param seed: The run's seed.
+    :param zoo_args: Extra ``rl_zoo3.train`` flags.
+    :param label: Name of the run in the progress messages.
+    """
+    log_folder.mkdir(parents=True, exist_ok=True)
+    hyperparams_file = log_folder / "hyperparams.yml"
+    hyperparams_file.write_text(yaml.safe_dump({env_id: hyperparams}, sort_keys=False))
+    command = [
+        sys.executable, "-m", "rl_zoo3.train",
+        "--algo", algo,
+        "--env", env_id,
+        "-conf", str(hyperparams_file),
+        "-f", str(log_folder),
+        "--gym-packages", "sb3_lsp",
+        "--seed", str(seed),
+        *zoo_args,
+    ]  # fmt: skip
+    print(f"[sb3_lsp] {label}: {' '.join(command)}", flush=True)
+    subprocess.run(command, check=True)
+    return latest_run_folder(log_folder, algo, env_id)
+
+
+def train(config: dict[str, Any], output: Path | None, seed: int | None, zoo_args: list[str]) -> tuple[Path, list[Path]]:
+    """
+    Train every level of ``config`` in turn.
+
+    :param config: A hierarchy config, as returned by :func:`load_config`.
+    :param output: Output folder (default: the config's ``output``, else ``runs/hierarchy``).
+    :param seed: Level ``i`` trains with ``seed + i`` (default: the config's ``seed``, else 0).
+    :param zoo_args: Extra flags for every ``rl_zoo3.train`` call.
+    :return: The path of the composed HierarchicalPolicy and the run folder of each level.
+    """
+    levels = config["levels"]
     output = output or Path(config.get("output", "runs/hierarchy"))
     seed = seed if seed is not None else config.get("seed", 0)
 
     run_folders: list[Path] = []
     for index, level in enumerate(levels):
-        algo = level.get("algo", "sac")
-        log_folder = output / f"level_{index}"
-        log_folder.mkdir(parents=True, exist_ok=True)
-        hyperparams_file = log_folder / "hyperparams.yml"
-        hyperparams_file.write_text(yaml.safe_dump(zoo_hyperparams(levels, index, run_folders), sort_keys=False))
-        command = [
-            sys.executable, "-m", "rl_zoo3.train",
-            "--algo", algo,
-            "--env", level["env"],
-            "-conf", str(hyperparams_file),
-            "-f", str(log_folder),
-            "--gym-packages", "sb3_lsp",
-            "--seed", str(seed + index),
-            *zoo_args,
-        ]  # fmt: skip
-        print(f"[sb3_lsp.hierarchy] level {index}/{len(levels) - 1}: {' '.join(command)}", flush=True)
-        subprocess.run(command, check=True)
-        run_folders.append(latest_run_folder(log_folder, algo, level["env"]))
+        run_folders.append(
+            train_zoo_run(
+                level["env"],
+                level.get("algo", "sac"),
+                zoo_hyperparams(levels, index, run_folders),
+                output / f"level_{index}",
+                seed + index,
+                zoo_args,
+                label=f"level {index}/{len(levels) - 1}",
+            )
+        )
 
     policy = HierarchicalPolicy.from_levels(run_folders, [level.get("wrapper", {}) for level in levels[1:]])
     policy_path = output / "hierarchy.zip"
     policy.save(policy_path)
-    print(f"[sb3_lsp.hierarchy] levels: {', '.join(map(str, run_folders))}")
-    print(f"[sb3_lsp.hierarchy] composed policy: {policy_path}")
-    return policy_path
+    print(f"[sb3_lsp] levels: {', '.join(map(str, run_folders))}")
+    print(f"[sb3_lsp] composed policy: {policy_path}")
+    return policy_path, run_folders
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[:split])
     zoo_args = argv[split + 1 :]
     try:
-        train(args.config, args.output, args.seed, zoo_args)
+        train(load_config(args.config), args.output, args.seed, zoo_args)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"python -m sb3_lsp.hierarchy: error: {error}\n")
     except subprocess.CalledProcessError as error:
