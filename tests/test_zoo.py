@@ -50,7 +50,7 @@ def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
 def small_config(tmp_path: Path, algo: str, **changes: object) -> Path:
     """The package's Pendulum-v1 entry, learning from step 290 on, with ``changes`` applied."""
     entry = yaml.safe_load((ROOT / "hyperparams" / f"{algo}_lsp.yml").read_text())["Pendulum-v1"]
-    entry.update(learning_starts=290, batch_size=64, **changes)
+    entry.update({"learning_starts": 290, "batch_size": 64, **changes})
     path = tmp_path / f"{algo}_small.yml"
     path.write_text(yaml.safe_dump({"Pendulum-v1": entry}))
     return path
@@ -235,7 +235,12 @@ def test_a_killed_worker_leaves_the_study_usable(postgresql: str, tmp_path: Path
         while time.monotonic() < deadline:
             with contextlib.suppress(KeyError):  # the study does not exist yet
                 running = optuna.load_study(study_name="killed", storage=postgresql).get_trials(states=(TrialState.RUNNING,))
-                killed = [t for t in running if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
+                # Sampled to the end (embedding_dim is the last parameter), so it is learning
+                killed = [
+                    t
+                    for t in running
+                    if t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and "embedding_dim" in t.params
+                ]
                 if killed:
                     break
             time.sleep(0.2)

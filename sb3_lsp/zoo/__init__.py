@@ -32,6 +32,7 @@ from typing import Any
 import optuna
 import rl_zoo3.exp_manager
 import rl_zoo3.train
+import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
@@ -208,17 +209,27 @@ def make_storage(storage: str | None) -> optuna.storages.BaseStorage | None:
     if not interval.isdigit() or int(interval) < 1:
         raise ValueError(f"{HEARTBEAT_INTERVAL_VARIABLE}={interval!r}: set it to a whole number of seconds >= 1.")
     try:
+        return _open_database(storage, int(interval))
+    except sqlalchemy.exc.IntegrityError:
+        # Workers started together on a new database race to create Optuna's tables: the loser
+        # finds them there on a second try
+        time.sleep(1.0)
+        return _open_database(storage, int(interval))
+
+
+def _open_database(url: str, heartbeat_interval: int) -> RDBStorage:
+    try:
         with warnings.catch_warnings():
             # The heartbeat has been "experimental" since Optuna 2.9; it is what makes workers replaceable.
             warnings.simplefilter("ignore", ExperimentalWarning)
             return RDBStorage(
-                storage,
-                heartbeat_interval=int(interval),
+                url,
+                heartbeat_interval=heartbeat_interval,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            f"--storage {storage} needs a database driver that is not installed ({error}); "
+    except ImportError as error:  # Optuna's message names no package
+        raise ImportError(
+            f"--storage {url} needs a database driver that is not installed ({error}); "
             "for PostgreSQL: pip install 'sb3-lsp[postgres]'."
         ) from error
 
@@ -376,7 +387,7 @@ class LSPExperimentManager(ExperimentManager):
             elif heartbeat and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 # Another worker's trial runs, or its worker died: then, after the grace period, the
                 # trial ends FAIL and its retry waits for this worker
-                time.sleep(heartbeat)
+                time.sleep(1.0)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ExperimentalWarning)
                     fail_stale_trials(study)
