@@ -1,0 +1,219 @@
+"""
+Aggregate a benchmark output folder (written by ``python -m benchmarks.run``) into results.
+
+    python -m benchmarks.aggregate runs/benchmarks/pendulum_small [--results benchmarks/RESULTS.md]
+
+Writes, next to the results file, ``results/<name>/aggregate.csv`` (every evaluation of every
+run, one row each), one learning-curve PNG per environment (mean over seeds with a +-1 std band;
+maze environments also get success rate and final distance panels), and replaces the config's
+own section of the results file (between its begin/end markers; every other section is kept)
+with a markdown table: the final evaluation's mean +- std over seeds, and the interquartile mean
+with a 95 % stratified-bootstrap interval (rliable) where a cell has at least 5 seeds. The
+section records the command, the machine (from the runs' ``run.json``) and the dates.
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from benchmarks.run import grid_specs, load_config, slug
+
+matplotlib.use("Agg")  # headless: PNG files only
+import matplotlib.pyplot as plt
+
+MIN_SEEDS_FOR_IQM = 5
+BOOTSTRAP_REPS = 10_000
+#: Evaluation columns plotted (when a run reports them) and their axis labels.
+CURVE_METRICS = {
+    "mean_return": "deterministic return",
+    "success_rate": "success rate",
+    "final_distance": "final distance to goal (m)",
+}
+
+
+def pretraining_steps(config: dict[str, Any], run: dict[str, Any]) -> int:
+    """Environment steps spent on the pretrained levels a run builds on (recursively)."""
+    names = [level["level"] for level in run.get("hierarchy", [])] + ([run["init_from"]] if run.get("init_from") else [])
+    pretrained = config.get("pretrained", {})
+    return sum(int(pretrained[name]["budget"]) + pretraining_steps(config, pretrained[name]) for name in names)
+
+
+def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Every evaluation row of every finished grid run (with method, env, seed), and their run.json records."""
+    frames, records = [], []
+    methods = {method["name"]: method for method in config["methods"]}
+    for folder, spec in grid_specs(config):
+        if not (output / folder / "done").is_file():
+            continue
+        frame = pd.read_csv(output / folder / "evaluations.csv")
+        record = json.loads((output / folder / "run.json").read_text())
+        frame.insert(0, "seed", spec["seed"])
+        frame.insert(0, "env", spec["env"])
+        frame.insert(0, "method", spec["method"])
+        frame["pretraining_steps"] = pretraining_steps(config, methods[spec["method"]])
+        frame["steps_per_s"] = record["steps_per_s"]
+        frames.append(frame)
+        records.append(record)
+    for folder in sorted(output.glob("pretrained/*/seed_*/run.json")):
+        records.append(json.loads(folder.read_text()))
+    if not frames:
+        raise FileNotFoundError(f"No finished runs under {output / 'runs'}.")
+    return pd.concat(frames, ignore_index=True), records
+
+
+def iqm_with_interval(scores: np.ndarray) -> str:
+    """IQM over seeds with its 95 % bootstrap interval (rliable), formatted; scores has one entry per seed."""
+    # Imported here: only tables with >= 5 seeds need rliable (the `bench` extra).
+    from rliable import library as rly
+    from rliable import metrics
+
+    point, interval = rly.get_interval_estimates(
+        {"run": scores.reshape(-1, 1)},
+        lambda s: np.array([metrics.aggregate_iqm(s)]),
+        reps=BOOTSTRAP_REPS,
+        random_state=np.random.RandomState(0),
+    )
+    return f"{point['run'][0]:.1f} [{interval['run'][0, 0]:.1f}, {interval['run'][1, 0]:.1f}]"
+
+
+def mean_std(values: pd.Series, digits: int) -> str:
+    std = "n/a" if len(values) < 2 else f"{values.std():.{digits}f}"  # sample std over seeds (ddof=1)
+    return f"{values.mean():.{digits}f} ± {std}"
+
+
+def markdown_table(evaluations: pd.DataFrame, config: dict[str, Any]) -> str:
+    """One row per (env, method): the final evaluation of each seed, summarised over seeds."""
+    final = evaluations.loc[evaluations.groupby(["method", "env", "seed"])["step"].idxmax()]
+    has_maze = bool(final["success_rate"].notna().any())
+    show_iqm = bool((final.groupby(["method", "env"])["seed"].nunique() >= MIN_SEEDS_FOR_IQM).any())
+    header = ["env", "method", "seeds", "steps (+ pretraining)", "final return, mean ± std"]
+    if show_iqm:
+        header.append("IQM [95% CI]")
+    if has_maze:
+        header += ["success rate", "final distance (m)"]
+    header.append("wall-clock steps/s per run (median)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    env_names = [env.get("name", env["id"]) for env in config["envs"]]
+    for env in env_names:
+        for method in (method["name"] for method in config["methods"]):
+            cell = final[(final["env"] == env) & (final["method"] == method)]
+            if cell.empty:
+                continue
+            returns = cell["mean_return"]
+            row = [env, method, str(len(cell)), f"{int(cell['step'].max())} (+ {int(cell['pretraining_steps'].iloc[0])})"]
+            row.append(mean_std(returns, 1))
+            if show_iqm:
+                row.append(iqm_with_interval(returns.to_numpy()) if len(cell) >= MIN_SEEDS_FOR_IQM else "n/a (< 5 seeds)")
+            if has_maze:
+                row += [mean_std(cell["success_rate"], 2), mean_std(cell["final_distance"], 2)]
+            row.append(f"{cell['steps_per_s'].median():.0f}")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(evaluations: pd.DataFrame, env: str, methods: list[str], path: Path) -> None:
+    """Learning curves of one environment: mean over seeds, +-1 std band, one panel per reported metric."""
+    data = evaluations[evaluations["env"] == env]
+    panels = [metric for metric in CURVE_METRICS if data[metric].notna().any()]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axis, metric in zip(axes[0], panels, strict=True):
+        for method in methods:
+            curve = data[data["method"] == method].groupby("step")[metric].agg(["mean", "std", "count"])
+            if curve.empty:
+                continue
+            line = axis.plot(curve.index, curve["mean"], label=f"{method} ({curve['count'].max()} seeds)")[0]
+            axis.fill_between(
+                curve.index, curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0), alpha=0.2,
+                color=line.get_color(),
+            )  # fmt: skip
+        axis.set(xlabel="environment steps", ylabel=CURVE_METRICS[metric], title=env)
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def machine_summary(records: list[dict[str, Any]]) -> list[str]:
+    """Where and when the runs ran: CPU, cores, workers, torch threads; dates and total compute."""
+    cpus = sorted({f"{r['cpu']} ({r['cpu_count']} logical cores)" for r in records})
+    workers = sorted({r["workers"] for r in records})
+    threads = sorted({r["torch_threads"] for r in records})
+    dates = sorted(r["finished"][:10] for r in records)
+    period = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    cpu_hours = sum(r["wall_s"] for r in records) / 3600
+    return [
+        f"Machine: {', '.join(cpus)}; {'/'.join(map(str, workers))} parallel worker(s), "
+        f"{'/'.join(map(str, threads))} torch thread(s) per run; torch {records[0]['versions']['torch']}.",
+        f"Date: {period}. Compute: {len(records)} runs, {cpu_hours:.2f} core-hours of wall-clock time (one core per run).",
+    ]
+
+
+def replace_section(results: Path, name: str, section: str) -> None:
+    """Put ``section`` between this config's markers in ``results``, keeping everything else."""
+    begin, end = f"<!-- benchmarks.run {name}: begin -->", f"<!-- benchmarks.run {name}: end -->"
+    text = results.read_text() if results.is_file() else "# Benchmark results\n"
+    block = f"{begin}\n{section.strip()}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(text)
+
+
+def write_results(output: Path, results: Path) -> None:
+    """Aggregate CSV, PNGs and the markdown section for the benchmark in ``output``."""
+    config = load_config(output / "config.yml")
+    evaluations, records = collect(output, config)
+    figures = results.parent / "results" / slug(config["name"])
+    figures.mkdir(parents=True, exist_ok=True)
+    evaluations.to_csv(figures / "aggregate.csv", index=False)
+
+    methods = [method["name"] for method in config["methods"]]
+    images = []
+    for env in (env.get("name", env["id"]) for env in config["envs"]):
+        if (evaluations["env"] == env).any():
+            plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png")
+            images.append(f"![{env}]({(figures / f'{slug(env)}.png').relative_to(results.parent)})")
+
+    command = (output / "command.txt").read_text().strip()
+    csv_link = (figures / "aggregate.csv").relative_to(results.parent)
+    section = f"""
+## {config.get("title", config["name"])}
+
+{config.get("description", "").strip()}
+
+- Command: `{command}`
+- Budget: {config["budget"]} steps per run (unless a method sets its own), seeds {config["seeds"]},
+  {config["eval"]["episodes"]} deterministic evaluation episodes every {config["eval"]["every"]} steps.
+{chr(10).join(f"- {line}" for line in machine_summary(records))}
+- Every evaluation of every run: [{csv_link}]({csv_link}).
+
+Final evaluation of each seed, summarised over seeds (std: sample std over seeds). Steps/s
+include the periodic evaluations and whatever else ran on the machine at the time.
+
+{markdown_table(evaluations, config)}
+
+{chr(10).join(images)}
+"""
+    replace_section(results, config["name"], section)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.aggregate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("output", type=Path, help="the benchmark's output folder (holds config.yml and runs/)")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
+    args = parser.parse_args(argv)
+    write_results(args.output, args.results)
+    print(f"updated {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,489 @@
+"""
+Benchmark harness: a grid of (method, environment, seed) runs for a step budget, with periodic
+deterministic evaluation, run in parallel processes, resumable, then aggregated into RESULTS.md.
+
+    python -m benchmarks.run benchmarks/configs/pendulum_small.yml [--workers N] [--output DIR] [--results FILE]
+    python -m benchmarks.run CONFIG --list        (print the grid and which runs are done; train nothing)
+
+Reads top to bottom: config -> environments -> evaluation -> one run -> the grid -> main.
+
+**Config** (YAML; every hyperparameter is in it, nothing is taken from the RL Zoo's files)::
+
+    name: pendulum_small                 # RESULTS.md section and default output folder runs/benchmarks/<name>
+    title: "SAC: MlpPolicy vs LSPPolicy"  # section heading
+    description: "..."                   # one paragraph under the heading (optional)
+    seeds: [0, 1, 2]
+    budget: 10000                        # environment steps per run (steps of the trained level)
+    eval: {every: 2000, episodes: 10}    # deterministic evaluation every N steps and at the end
+    shared:                              # hyperparameters of EVERY method (critic, batch, ...); methods
+      batch_size: 128                    # cannot override them, so compared runs share them
+      policy_kwargs: {net_arch: [128, 128]}
+    envs:                                # the env axis; name defaults to id
+      - {id: Pendulum-v1}
+      - {name: maze-goal-2, id: sb3_lsp/PointCrossMaze-v0, env_kwargs: {goal: 2}, hyperparams: {...}}
+    pretrained:                          # optional: levels trained once per seed before the grid
+      motion:                            # same keys as a method, plus env / env_kwargs
+        {env: sb3_lsp/PointAnyDirection-v0, algo: sac, policy: LSPPolicy, budget: 10000}
+    methods:                             # the method axis
+      - name: SAC MlpPolicy
+        algo: sac                        # an rl_zoo3.ALGOS key: sac, tqc, ...
+        policy: MlpPolicy
+      - name: hierarchy
+        algo: sac
+        policy: LSPPolicy
+        policy_kwargs: {n_coupling_layers: 2}      # merged into shared policy_kwargs
+        hyperparams: {}                            # method-only hyperparameters (not in shared)
+        budget: 20000                              # optional, overrides the global budget
+        hierarchy:                                 # frozen levels below, lowest first (LatentActionWrapper)
+          - {level: motion, wrapper: {lower_obs: 2, action_prior: gaussian, prior_coef: 0.1}}
+        init_from: motion                          # or: start from a pretrained level's weights (fine-tuning)
+        env_wrapper: [{benchmarks.run.InfoReward: {terms: {reward_speed: 1.0}}}]   # RL Zoo syntax
+
+Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run
+gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
+``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
+written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
+and the run starts again. Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/.
+
+Monitor wraps the raw environment, under every wrapper of the config, so evaluation returns
+(and Monitor's training CSV) are always the raw environment's reward and raw steps, whatever
+reward shaping, latent action prior or hierarchy the trained level sees. For maze environments
+the final ``info`` of each evaluation episode gives ``is_success`` and ``distance_to_goal``.
+"""
+
+import argparse
+import copy
+import csv
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shlex
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+import yaml
+from rl_zoo3 import ALGOS
+from rl_zoo3.utils import get_wrapper_class
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.vec_env import VecEnv
+
+import sb3_lsp
+
+RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
+PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: one YAML file -> a list of fully resolved run specs (plain dicts, saved as spec.yml)
+# ---------------------------------------------------------------------------------------------
+
+
+def slug(name: str) -> str:
+    """A folder name for a method or environment name."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a benchmark config and check the keys the grid needs (see the module docstring)."""
+    config = yaml.safe_load(path.read_text())
+    missing = {"name", "seeds", "budget", "eval", "envs", "methods"} - set(config)
+    if missing:
+        raise ValueError(f"{path}: missing top-level keys {sorted(missing)}.")
+    for method in config["methods"]:
+        unknown = set(method) - RUN_KEYS
+        if unknown or not {"name", "algo", "policy"} <= set(method):
+            raise ValueError(
+                f"{path}: method {method.get('name')!r} needs name, algo, policy; unknown keys {sorted(unknown)}."
+            )
+    for name, level in config.get("pretrained", {}).items():
+        unknown = set(level) - PRETRAINED_KEYS
+        if unknown or not {"env", "algo", "policy", "budget"} <= set(level):
+            raise ValueError(f"{path}: pretrained {name!r} needs env, algo, policy, budget; unknown keys {sorted(unknown)}.")
+    return config
+
+
+def resolve_hyperparams(config: dict[str, Any], env: dict[str, Any], run: dict[str, Any], label: str) -> dict[str, Any]:
+    """Merge shared -> env -> run hyperparameters; a run may not override a shared one (fair comparisons)."""
+    shared = copy.deepcopy(config.get("shared", {}))
+    own = {**run.get("hyperparams", {}), **({"policy_kwargs": run["policy_kwargs"]} if "policy_kwargs" in run else {})}
+    clashes = {key for key in own if key in shared and key != "policy_kwargs"}
+    clashes |= {f"policy_kwargs.{key}" for key in own.get("policy_kwargs", {}) if key in shared.get("policy_kwargs", {})}
+    if clashes:
+        raise ValueError(f"{label} overrides shared hyperparameters {sorted(clashes)}: compared runs must share them.")
+    merged = {**shared, **env.get("hyperparams", {}), **own}
+    merged["policy_kwargs"] = {
+        **shared.get("policy_kwargs", {}),
+        **env.get("hyperparams", {}).get("policy_kwargs", {}),
+        **own.get("policy_kwargs", {}),
+    }
+    return merged
+
+
+def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], seed: int, label: str) -> dict[str, Any]:
+    """One fully resolved run: everything train_run needs, nothing implicit."""
+    used = [level["level"] for level in run.get("hierarchy", [])] + ([run["init_from"]] if "init_from" in run else [])
+    for name in used:
+        if name not in config.get("pretrained", {}):
+            raise ValueError(f"{label} uses the pretrained level {name!r}, which the config's 'pretrained:' lacks.")
+    return {
+        "label": label,
+        "algo": run["algo"],
+        "policy": run["policy"],
+        "env_id": env["id"],
+        "env_kwargs": env.get("env_kwargs", {}),
+        "env_wrapper": run.get("env_wrapper", []),
+        "hierarchy": run.get("hierarchy", []),
+        "init_from": run.get("init_from"),
+        "seed": seed,
+        "budget": int(run.get("budget", config["budget"])),
+        "eval_every": int(config["eval"]["every"]),
+        "eval_episodes": int(config["eval"]["episodes"]),
+        "hyperparams": resolve_hyperparams(config, env, run, label),
+    }
+
+
+def pretrained_specs(config: dict[str, Any]) -> list[list[tuple[Path, dict[str, Any]]]]:
+    """For each pretrained level, in config order (a level may stack on earlier ones): (folder, spec) per seed."""
+    phases = []
+    for name, level in config.get("pretrained", {}).items():
+        env = {"id": level["env"], "env_kwargs": level.get("env_kwargs", {})}
+        phases.append(
+            [
+                (
+                    Path("pretrained") / slug(name) / f"seed_{seed}",
+                    make_spec(config, level, env, seed, f"pretrained {name} | seed {seed}"),
+                )
+                for seed in config["seeds"]
+            ]
+        )
+    return phases
+
+
+def grid_specs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """The (method, env, seed) grid; folders are relative to the output folder."""
+    specs = []
+    for method in config["methods"]:
+        for env in config["envs"]:
+            env_name = env.get("name", env["id"])
+            for seed in config["seeds"]:
+                spec = make_spec(config, method, env, seed, f"{method['name']} | {env_name} | seed {seed}")
+                spec.update(method=method["name"], env=env_name)
+                specs.append((Path("runs") / slug(method["name"]) / slug(env_name) / f"seed_{seed}", spec))
+    if len({folder for folder, _ in specs}) != len(specs):
+        raise ValueError("Two methods or two envs share a folder name: give them names that differ in letters or digits.")
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments
+# ---------------------------------------------------------------------------------------------
+
+
+class InfoReward(gym.Wrapper):
+    """
+    Add weighted ``info`` entries to the reward, e.g. the any-direction motion reward terms that
+    the maze environments report in ``info`` (``reward_speed``, ``reward_survive``, ``reward_ctrl``).
+
+    :param env: The environment.
+    :param terms: ``{info key: weight}``; the reward becomes ``r + sum(weight * info[key])``.
+    """
+
+    def __init__(self, env: gym.Env, terms: dict[str, float]) -> None:
+        super().__init__(env)
+        self.terms = terms
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        shaping = sum(weight * float(info[key]) for key, weight in self.terms.items())
+        return obs, float(reward) + shaping, terminated, truncated, info
+
+
+def make_env(spec: dict[str, Any], output: Path, seed: int, monitor_dir: Path | None) -> VecEnv:
+    """
+    The run's environment: raw env -> Monitor -> frozen hierarchy levels (lowest first) -> env_wrapper.
+
+    :param spec: The run spec.
+    :param output: The output folder holding the pretrained levels.
+    :param seed: Seed of the environment.
+    :param monitor_dir: Where Monitor writes its training CSV (None: nowhere).
+    """
+    seed_folder = f"seed_{spec['seed']}"
+    levels = [
+        (output / "pretrained" / slug(level["level"]) / seed_folder / "model.zip", level.get("wrapper", {}))
+        for level in spec["hierarchy"]
+    ]
+    extra_wrapper = get_wrapper_class({"env_wrapper": spec["env_wrapper"]}) if spec["env_wrapper"] else None
+
+    def wrap(env: gym.Env) -> gym.Env:
+        for lower, settings in levels:
+            env = sb3_lsp.LatentActionWrapper(env, str(lower), **settings)
+        return extra_wrapper(env) if extra_wrapper is not None else env
+
+    return make_vec_env(
+        spec["env_id"],
+        n_envs=1,
+        seed=seed,
+        env_kwargs=spec["env_kwargs"],
+        monitor_dir=None if monitor_dir is None else str(monitor_dir),
+        wrapper_class=wrap,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation: deterministic episodes every `every` steps, one CSV row each
+# ---------------------------------------------------------------------------------------------
+
+EVAL_COLUMNS = ["step", "mean_return", "std_return", "success_rate", "final_distance", "episodes", "time_s"]
+
+
+class PeriodicEvaluation(BaseCallback):
+    """
+    Every ``every`` steps, run ``episodes`` deterministic episodes on ``eval_env`` and append a
+    row to ``csv_path``. Returns come from Monitor (the raw environment's reward); success rate
+    and final distance from the last ``info`` of each episode, when the environment reports them.
+    """
+
+    def __init__(self, eval_env: VecEnv, every: int, episodes: int, csv_path: Path) -> None:
+        super().__init__()
+        self.eval_env, self.every, self.episodes, self.csv_path = eval_env, every, episodes, csv_path
+        self.start = time.perf_counter()
+        self.last_step = -1
+        with csv_path.open("w", newline="") as file:
+            csv.writer(file).writerow(EVAL_COLUMNS)
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.every == 0:
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> None:
+        final_infos: list[dict[str, Any]] = []
+
+        def remember_final_info(local_vars: dict[str, Any], _: dict[str, Any]) -> None:
+            if local_vars["done"]:
+                final_infos.append(local_vars["info"])
+
+        returns, _ = evaluate_policy(
+            self.model,
+            self.eval_env,
+            n_eval_episodes=self.episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            callback=remember_final_info,
+        )
+
+        def mean_of(key: str) -> float | str:
+            values = [float(info[key]) for info in final_infos if key in info]
+            return float(np.mean(values)) if values else ""
+
+        row = [
+            self.num_timesteps,
+            float(np.mean(returns)),
+            float(np.std(returns)),
+            mean_of("is_success"),
+            mean_of("distance_to_goal"),
+            len(returns),
+            round(time.perf_counter() - self.start, 2),
+        ]
+        with self.csv_path.open("a", newline="") as file:
+            csv.writer(file).writerow(row)
+        self.last_step = self.num_timesteps
+
+
+# ---------------------------------------------------------------------------------------------
+# One run (in its own worker process)
+# ---------------------------------------------------------------------------------------------
+
+
+def load_widened(model: BaseAlgorithm, pretrained_zip: Path) -> None:
+    """
+    Initialise ``model``'s policy (actor, critics, target critics) from a pretrained one, for fine-tuning.
+
+    Where the new observation has extra entries appended (the maze's x, y after the
+    proprioception the pretrained level saw), the first layers reading it get zero weights for
+    them: the fine-tuned policy starts as exactly the pretrained one and learns to use them.
+    """
+    _, params, _ = load_from_zip_file(pretrained_zip, device="cpu")
+    assert params is not None
+    new_obs_dim = model.observation_space.shape[0]
+    target = model.policy.state_dict()
+    for key, old in params["policy"].items():
+        new = target[key]
+        if old.shape != new.shape:
+            extra = new.shape[-1] - old.shape[-1]
+            if old.dim() != 2 or old.shape[0] != new.shape[0] or extra <= 0:
+                raise ValueError(f"Cannot initialise {key} of shape {tuple(new.shape)} from shape {tuple(old.shape)}.")
+            old_obs_dim = new_obs_dim - extra  # inputs are [obs, (actions)]: new obs entries go after the old ones
+            old = th.cat([old[:, :old_obs_dim], th.zeros(old.shape[0], extra), old[:, old_obs_dim:]], dim=1)
+        target[key] = old
+    model.policy.load_state_dict(target)
+
+
+def make_model(spec: dict[str, Any], output: Path, monitor_dir: Path | None) -> BaseAlgorithm:
+    """The run's untrained model on its training environment (initialised from ``init_from`` if given)."""
+    env = make_env(spec, output, spec["seed"], monitor_dir)
+    model = ALGOS[spec["algo"]](spec["policy"], env, seed=spec["seed"], device="cpu", verbose=0, **spec["hyperparams"])
+    if spec["init_from"] is not None:
+        load_widened(model, output / "pretrained" / slug(spec["init_from"]) / f"seed_{spec['seed']}" / "model.zip")
+    return model
+
+
+def train_run(spec: dict[str, Any], folder: Path, output: Path, workers: int) -> dict[str, Any]:
+    """
+    Train one run into ``folder`` and mark it done. Runs in a worker process.
+
+    :param spec: The resolved run spec (see :func:`make_spec`).
+    :param folder: The run folder (created empty by the caller).
+    :param output: The output folder (pretrained levels are read from it).
+    :param workers: Number of parallel workers (recorded with the timing).
+    :return: The content of ``run.json``.
+    """
+    th.set_num_threads(1)  # one process per run and per core: intra-op threads would oversubscribe
+    model = make_model(spec, output, monitor_dir=folder)
+    eval_env = make_env(spec, output, spec["seed"] + 10_000, monitor_dir=None)
+    evaluation = PeriodicEvaluation(eval_env, spec["eval_every"], spec["eval_episodes"], folder / "evaluations.csv")
+    start = time.perf_counter()
+    model.learn(spec["budget"], callback=evaluation)
+    if evaluation.last_step != model.num_timesteps:  # budget not a multiple of eval_every
+        evaluation.evaluate()
+    wall_s = time.perf_counter() - start
+    model.save(folder / "model.zip")
+
+    record = {
+        "label": spec["label"],
+        "steps": model.num_timesteps,
+        "wall_s": round(wall_s, 1),
+        "steps_per_s": round(model.num_timesteps / wall_s, 1),  # evaluation included
+        "finished": datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "workers": workers,
+        "torch_threads": th.get_num_threads(),
+        "versions": {"torch": th.__version__, "sb3_lsp": sb3_lsp.__version__},
+    }
+    (folder / "run.json").write_text(json.dumps(record, indent=2))
+    (folder / "done").touch()  # last: a folder without it is an interrupted run
+    return record
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid: skip finished runs, restart interrupted ones, run the rest in parallel processes
+# ---------------------------------------------------------------------------------------------
+
+
+def run_status(folder: Path, spec: dict[str, Any]) -> str:
+    """'done', 'interrupted' or 'pending'; a done run whose spec changed is an error, not silently reused."""
+    if (folder / "done").is_file():
+        if yaml.safe_load((folder / "spec.yml").read_text()) != spec:
+            raise ValueError(
+                f"{folder} was finished with a different spec than the config now gives. "
+                "Use another --output, or delete the folder to rerun it."
+            )
+        return "done"
+    return "interrupted" if folder.exists() else "pending"
+
+
+def run_all(runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None]) -> list[str]:
+    """Run every run that is not done; return the labels of the runs that failed."""
+    todo = []
+    for folder, spec in runs:
+        status = run_status(output / folder, spec)
+        if status == "done":
+            log(f"skip (done): {spec['label']}")
+            continue
+        if status == "interrupted":
+            log(f"restart (interrupted): {spec['label']}")
+            shutil.rmtree(output / folder)
+        (output / folder).mkdir(parents=True)
+        (output / folder / "spec.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        todo.append((folder, spec))
+
+    failed = []
+    # spawn: fresh interpreters, no torch state or threads inherited from the parent.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_run, spec, output / folder, output, workers): spec for folder, spec in todo}
+        for spec in futures.values():
+            log(f"queued: {spec['label']} ({spec['budget']} steps)")
+        for future in as_completed(futures):
+            spec = futures[future]
+            try:
+                record = future.result()
+                log(
+                    f"done: {spec['label']}: {record['steps']} steps in {record['wall_s']} s ({record['steps_per_s']} steps/s)"
+                )
+            except Exception:
+                failed.append(spec["label"])
+                log(f"FAILED: {spec['label']}\n{traceback.format_exc()}")
+    return failed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", type=Path, help="benchmark YAML (see above)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel runs (default: all cores)")
+    parser.add_argument("--output", type=Path, default=None, help="default: runs/benchmarks/<name>")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
+    parser.add_argument("--list", action="store_true", help="print the grid and the status of each run; train nothing")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    output = args.output or Path("runs/benchmarks") / slug(config["name"])
+    phases = [*pretrained_specs(config), grid_specs(config)]
+
+    def log(message: str) -> None:
+        print(f"[benchmarks {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+    if args.list:
+        for folder, spec in (run for phase in phases for run in phase):
+            status = run_status(output / folder, spec)
+            log(
+                f"{status:>11}: {spec['label']} ({spec['algo']} {spec['policy']}, {spec['budget']} steps) -> {output / folder}"
+            )
+        return
+
+    output.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.config, output / "config.yml")  # aggregate reads names and order from here
+    command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
+    (output / "command.txt").write_text(command + "\n")
+    for phase in phases:  # pretrained levels first: the grid's runs read them
+        failed = run_all(phase, output, args.workers, log)
+        if failed:
+            sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}. Rerun the same command to retry them.")
+
+    from benchmarks.aggregate import write_results
+
+    write_results(output, args.results)
+    log(f"results: {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The benchmark harness (benchmarks/run.py, benchmarks/aggregate.py) on tiny grids, as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmarks.aggregate import write_results
+from benchmarks.run import grid_specs, load_config, make_model, make_spec, pretrained_specs
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
+
+
+def run_harness(config: dict, tmp_path: Path) -> tuple[str, Path, Path]:
+    """Write ``config``, run ``python -m benchmarks.run`` on it; return its log, output folder and results file."""
+    config_path, output, results = tmp_path / "config.yml", tmp_path / "out", tmp_path / "RESULTS.md"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "benchmarks.run", str(config_path), "--workers", "2"]
+    command += ["--output", str(output), "--results", str(results)]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout, output, results
+
+
+@pytest.mark.timeout(150)
+def test_grid_outputs_and_resume(tmp_path: Path) -> None:
+    config = {
+        "name": "tiny",
+        "title": "Tiny Pendulum grid",
+        "seeds": [0, 1],
+        "budget": 600,
+        "eval": {"every": 300, "episodes": 2},
+        "shared": TINY_SHARED,
+        "envs": [{"id": "Pendulum-v1"}],
+        "methods": [
+            {"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"},
+            {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
+        ],
+    }
+    log, output, results = run_harness(config, tmp_path)
+    assert log.count("done: ") == 4
+
+    runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
+    assert len(runs) == 4
+    for run in runs:
+        assert {"evaluations.csv", "model.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
+        evaluations = pd.read_csv(run / "evaluations.csv")
+        assert evaluations["step"].tolist() == [300, 600]
+        assert (evaluations["episodes"] == 2).all() and evaluations["mean_return"].lt(0).all()
+
+    figures = tmp_path / "results" / "tiny"
+    aggregate = pd.read_csv(figures / "aggregate.csv")
+    assert len(aggregate) == 8 and set(aggregate["method"]) == {"SAC MlpPolicy", "SAC LSPPolicy"}
+    assert (figures / "Pendulum-v1.png").stat().st_size > 0
+    text = results.read_text()
+    assert "<!-- benchmarks.run tiny: begin -->" in text and "## Tiny Pendulum grid" in text
+    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 600 (+ 0) |" in text
+    assert "python -m benchmarks.run" in text and "Machine:" in text and "results/tiny/Pendulum-v1.png" in text
+
+    # Second invocation: finished runs are skipped (models untouched); a run without its `done`
+    # marker (interrupted) is trained again from scratch. Other sections of RESULTS.md survive.
+    results.write_text(text + "\n## Speed\n\nsomeone else's table\n")
+    mtimes = {run: (run / "model.zip").stat().st_mtime_ns for run in runs}
+    interrupted = output / "runs" / "SAC_LSPPolicy" / "Pendulum-v1" / "seed_1"
+    (interrupted / "done").unlink()
+    log, _, _ = run_harness(config, tmp_path)
+    assert log.count("skip (done)") == 3 and log.count("restart (interrupted)") == 1 and log.count("done: ") == 1
+    for run in runs:
+        assert ((run / "model.zip").stat().st_mtime_ns == mtimes[run]) == (run != interrupted)
+    text = results.read_text()
+    assert text.count("<!-- benchmarks.run tiny: begin -->") == 1 and "someone else's table" in text
+
+
+@pytest.mark.timeout(150)
+def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
+    shaping = {"benchmarks.run.InfoReward": {"terms": {"reward_speed": 1.0, "reward_survive": 1.0}}}
+    config = {
+        "name": "tiny_maze",
+        "seeds": [0],
+        "budget": 200,
+        "eval": {"every": 200, "episodes": 1},
+        "shared": TINY_SHARED,
+        "envs": [{"name": "maze goal 2", "id": "sb3_lsp/PointCrossMaze-v0", "env_kwargs": {"goal": 2}}],
+        "pretrained": {"motion": {"env": "sb3_lsp/PointAnyDirection-v0", "algo": "sac", "policy": "LSPPolicy", "budget": 200}},
+        "methods": [
+            {
+                "name": "hierarchy",
+                "algo": "sac",
+                "policy": "LSPPolicy",
+                "hierarchy": [{"level": "motion", "wrapper": {"lower_obs": 2, "prior_coef": 0.1}}],
+            },
+            {
+                "name": "fine-tune, shaped",
+                "algo": "sac",
+                "policy": "LSPPolicy",
+                "init_from": "motion",
+                "env_wrapper": [shaping],
+            },
+        ],
+    }
+    log, output, results = run_harness(config, tmp_path)
+    assert log.index("done: pretrained motion") < log.index("done: hierarchy")
+    evaluations = pd.read_csv(output / "runs" / "hierarchy" / "maze_goal_2" / "seed_0" / "evaluations.csv")
+    assert evaluations["success_rate"].notna().all() and evaluations["final_distance"].gt(0).all()
+    text = results.read_text()
+    assert "success rate | final distance (m)" in text and "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in text
+
+
+def test_iqm_with_five_seeds(tmp_path: Path) -> None:
+    """With >= 5 seeds the table gains rliable's IQM and its bootstrap interval (no training: fake runs)."""
+    pytest.importorskip("rliable", reason="rliable comes with the bench extra")
+    config = {
+        "name": "fake",
+        "seeds": [0, 1, 2, 3, 4],
+        "budget": 100,
+        "eval": {"every": 100, "episodes": 1},
+        "envs": [{"id": "Pendulum-v1"}],
+        "methods": [{"name": "A", "algo": "sac", "policy": "MlpPolicy"}],
+    }
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "command.txt").write_text("python -m benchmarks.run fake.yml\n")
+    record = {"steps_per_s": 1.0, "wall_s": 1.0, "finished": "2025-01-01T00:00:00", "cpu": "cpu", "cpu_count": 1}
+    record |= {"workers": 1, "torch_threads": 1, "versions": {"torch": "x"}}
+    for folder, spec in grid_specs(load_config(tmp_path / "config.yml")):
+        run = tmp_path / folder
+        run.mkdir(parents=True)
+        row = {"step": 100, "mean_return": float(spec["seed"]), "std_return": 0.0, "success_rate": None}
+        pd.DataFrame([row | {"final_distance": None, "episodes": 1, "time_s": 1.0}]).to_csv(run / "evaluations.csv")
+        (run / "run.json").write_text(json.dumps(record))
+        (run / "done").touch()
+    write_results(tmp_path, tmp_path / "RESULTS.md")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "IQM [95% CI]" in text and "| Pendulum-v1 | A | 5 | 100 (+ 0) | 2.0 ± 1.6 | 2.0 [" in text
+
+
+def test_methods_cannot_override_shared_settings() -> None:
+    config = {
+        "shared": {"batch_size": 256, "policy_kwargs": {"net_arch": [64]}},
+        "budget": 1,
+        "eval": {"every": 1, "episodes": 1},
+    }
+    for method in ({"hyperparams": {"batch_size": 64}}, {"policy_kwargs": {"net_arch": [32]}}):
+        with pytest.raises(ValueError, match="compared runs must share"):
+            make_spec(config, {"algo": "sac", "policy": "MlpPolicy", **method}, {"id": "Pendulum-v1"}, 0, "m")
+
+
+@pytest.mark.parametrize("config_path", sorted((REPO / "benchmarks" / "configs").glob("*.yml")), ids=lambda p: p.stem)
+def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
+    """Every shipped config expands, and every run that needs no pretrained level builds its model."""
+    config = load_config(config_path)
+    for _, spec in [*(run for phase in pretrained_specs(config) for run in phase), *grid_specs(config)]:
+        if spec["seed"] == config["seeds"][0] and not spec["hierarchy"] and spec["init_from"] is None:
+            spec = spec | {"hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}  # do not allocate 1e6 transitions
+            make_model(spec, tmp_path, monitor_dir=None)
