@@ -10,7 +10,7 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
-from sb3_lsp.envs.maze import DEFAULT_GOAL_RADIUS, CrossMazeTask, add_walls, mjcf_file
+from sb3_lsp.envs.maze import DEFAULT_GOAL_RADIUS, CrossMazeMixin, CrossMazeTask, add_walls, mjcf_file
 
 #: Gymnasium's own Ant model; the maze version adds the walls to it.
 ANT_XML = os.path.join(os.path.dirname(gymnasium.envs.mujoco.__file__), "assets", "ant.xml")
@@ -71,7 +71,7 @@ class AntAnyDirectionEnv(AntEnv):
         return observation, float(reward) + speed, terminated, truncated, info
 
 
-class AntCrossMazeEnv(AntAnyDirectionEnv):
+class AntCrossMazeEnv(CrossMazeMixin, AntAnyDirectionEnv):
     """
     The Ant in the paper's cross maze (see :mod:`sb3_lsp.envs.maze`), with a fixed goal.
 
@@ -103,23 +103,3 @@ class AntCrossMazeEnv(AntAnyDirectionEnv):
         self.observation_space = Box(low=-np.inf, high=np.inf, shape=(n_proprioceptive + 2,), dtype=np.float64)
         self.observation_structure["xy"] = 2
         utils.EzPickle.__init__(self, goal, goal_radius, reward_type, **kwargs)
-
-    def _get_obs(self) -> np.ndarray:
-        return np.concatenate((super()._get_obs(), self.data.qpos[:2]))
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """
-        Step the Ant and score its torso position against the goal.
-
-        :param action: Torques of the 8 hinges, in [-1, 1].
-        :return: Observation, goal reward, terminated, truncated, info.
-        """
-        observation, _, terminated, truncated, info = super().step(action)
-        reward, reached, goal_info = self.task(self.data.qpos[:2])
-        info.update(goal_info)
-        return observation, reward, terminated or reached, truncated, info
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        info = super()._get_reset_info()
-        info.update(self.task(self.data.qpos[:2])[2])
-        return info

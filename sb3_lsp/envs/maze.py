@@ -159,3 +159,36 @@ class CrossMazeTask:
         else:
             reward = -distance
         return reward, reached, {"is_success": reached, "distance_to_goal": distance}
+
+
+class CrossMazeMixin:
+    """
+    Turns a body's any-direction environment into its cross-maze task (put it first in the bases).
+
+    Appends the body's x, y to the observation, replaces the reward by the task's, terminates at
+    the goal and adds ``is_success`` and ``distance_to_goal`` to ``info`` (at reset too). The
+    subclass sets ``self.task`` (a :class:`CrossMazeTask`) before the body's ``__init__``.
+    """
+
+    task: CrossMazeTask
+    data: Any
+
+    def _get_obs(self) -> np.ndarray:
+        return np.concatenate((super()._get_obs(), self.data.qpos[:2]))  # type: ignore[misc]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """
+        Step the body and score its position against the goal.
+
+        :param action: The body's action.
+        :return: Observation, goal reward, terminated (also at the goal), truncated, info.
+        """
+        observation, _, terminated, truncated, info = super().step(action)  # type: ignore[misc]
+        reward, reached, goal_info = self.task(self.data.qpos[:2])
+        info.update(goal_info)
+        return observation, reward, terminated or reached, truncated, info
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        info = super()._get_reset_info()  # type: ignore[misc]
+        info.update(self.task(self.data.qpos[:2])[2])
+        return info

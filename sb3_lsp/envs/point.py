@@ -18,7 +18,7 @@ from gymnasium import utils
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.spaces import Box
 
-from sb3_lsp.envs.maze import DEFAULT_GOAL_RADIUS, CrossMazeTask, add_walls, mjcf_file
+from sb3_lsp.envs.maze import DEFAULT_GOAL_RADIUS, CrossMazeMixin, CrossMazeTask, add_walls, mjcf_file
 
 #: Open-arena model. Its timestep 0.01 s times FRAME_SKIP: 0.05 s (20 Hz) per environment step.
 POINT_MJCF = """
@@ -140,7 +140,7 @@ class PointAnyDirectionEnv(MujocoEnv, utils.EzPickle):
         return {"x_position": self.data.qpos[0], "y_position": self.data.qpos[1]}
 
 
-class PointCrossMazeEnv(PointAnyDirectionEnv):
+class PointCrossMazeEnv(CrossMazeMixin, PointAnyDirectionEnv):
     """
     The Point in the paper's cross maze, mirroring :class:`~sb3_lsp.envs.ant.AntCrossMazeEnv`.
 
@@ -169,23 +169,3 @@ class PointCrossMazeEnv(PointAnyDirectionEnv):
         super().__init__(initial_speed_range=initial_speed_range, mjcf=add_walls(POINT_MJCF), **kwargs)
         self.observation_space = Box(low=-np.inf, high=np.inf, shape=(4,), dtype=np.float64)
         utils.EzPickle.__init__(self, goal, goal_radius, reward_type, initial_speed_range, **kwargs)
-
-    def _get_obs(self) -> np.ndarray:
-        return np.concatenate((super()._get_obs(), self.data.qpos[:2]))
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """
-        Push the ball for one step and score its position against the goal.
-
-        :param action: Force (fx, fy) in [-1, 1]^2, scaled into the unit disk.
-        :return: Observation, goal reward, terminated, truncated, info.
-        """
-        observation, _, terminated, truncated, info = super().step(action)
-        reward, reached, goal_info = self.task(self.data.qpos[:2])
-        info.update(goal_info)
-        return observation, reward, terminated or reached, truncated, info
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        info = super()._get_reset_info()
-        info.update(self.task(self.data.qpos[:2])[2])
-        return info
