@@ -1,8 +1,12 @@
 """sb3-lsp: latent-space policies (SAC-LSP, Haarnoja et al. 2018) for Stable-Baselines3.
 
 Importing the package registers the ``"LSPPolicy"`` alias on SAC and on sb3-contrib's TQC, and
-the paper's environments with Gymnasium (ids under ``sb3_lsp/``, see :mod:`sb3_lsp.envs`).
+the paper's environments with Gymnasium (ids under ``sb3_lsp/``, see :mod:`sb3_lsp.envs`). Inside
+an RL Zoo command (``--gym-packages sb3_lsp``) it also installs :mod:`sb3_lsp.zoo`, the tuning
+integration.
 """
+
+import sys
 
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
@@ -17,6 +21,12 @@ __version__ = "0.1.0"
 SAC.policy_aliases["LSPPolicy"] = LSPPolicy
 TQC.policy_aliases["LSPPolicy"] = TQCLSPPolicy
 register_envs()
+
+# rl_zoo3.train and rl_zoo3.enjoy import rl_zoo3.exp_manager before --gym-packages: there, install
+# the samplers and experiment manager too. Elsewhere `import sb3_lsp` stays free of rl_zoo3 and
+# optuna. Last, since sb3_lsp.zoo imports the modules above from this package.
+if "rl_zoo3.exp_manager" in sys.modules:
+    import sb3_lsp.zoo  # noqa: F401
 
 __all__ = [
     "ConditionalRealNVP",

@@ -3,18 +3,20 @@ RL Zoo (rl_zoo3) and Optuna integration.
 
 ``python -m sb3_lsp.zoo COMMAND [FLAGS]`` runs rl_zoo3's ``train``, ``enjoy``, ``record_video``,
 ``plot_train``, ``plot_from_file`` or ``all_plots`` with the plugin installed first; FLAGS are
-rl_zoo3's own, unchanged. Importing this module installs it (``--gym-packages sb3_lsp.zoo`` does
-the same inside ``python -m rl_zoo3.train``), through rl_zoo3's hooks:
+rl_zoo3's own, unchanged. Importing this module installs it; inside ``python -m rl_zoo3.train``,
+``--gym-packages sb3_lsp`` imports it (see ``sb3_lsp/__init__.py``). It uses rl_zoo3's hooks:
 
 - ``HYPERPARAMS_SAMPLER["sac"]`` and ``["tqc"]``: SAC's (TQC's) stock search space plus, for a
   latent-space policy, the flow's (:func:`sample_flow_params`), with the sampled ``policy_kwargs``
   laid over the YAML's instead of replacing them;
 - ``HYPERPARAMS_CONVERTER["sac"]`` and ``["tqc"]``: the same conversion for ``--trial-id``;
 - ``rl_zoo3.train.ExperimentManager``: :class:`LSPExperimentManager`, whose trials fail loudly,
-  whose database studies survive a killed worker, and whose ``--max-total-trials`` is exact
-  across workers.
+  whose database studies survive a killed worker, whose ``--max-total-trials`` is exact across
+  workers, and which tunes a higher level's :class:`~sb3_lsp.LatentActionWrapper`
+  (:func:`sample_wrapper_params`).
 """
 
+import copy
 import os
 import pickle
 import socket
@@ -47,13 +49,18 @@ from rl_zoo3.hyperparams_opt import (
     sample_sac_params,
     sample_tqc_params,
 )
+from rl_zoo3.utils import get_class_by_name, get_wrapper_class
+from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_lsp.hierarchy import LatentActionWrapper
 from sb3_lsp.policies import LSPPolicy, TQCLSPPolicy
 
 #: Observation-embedding MLPs the sampler chooses from (the paper's is ``"medium"``).
 EMBEDDING_NET_ARCHS: dict[str, list[int]] = {"small": [64, 64], "medium": [128, 128], "big": [256, 256]}
 #: Names of the flow's parameters in an Optuna study.
 FLOW_PARAMS = ("n_coupling_layers", "coupling_hidden", "embedding_size", "embedding_dim")
+#: Names of a higher level's :class:`~sb3_lsp.LatentActionWrapper` arguments in an Optuna study.
+WRAPPER_PARAMS = ("latent_bound", "action_repeat", "prior_coef")
 #: Trial states that ``--max-total-trials`` counts (rl_zoo3's choice: a failed trial is redone).
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
 #: A worker stops after this many failed trials in a row: that is a bug, not an unlucky sample.
@@ -190,6 +197,76 @@ def convert_lsp_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
+def _wrapper_list(env_wrapper: Any) -> list[Any]:
+    """A hyperparameter entry's ``env_wrapper`` (None, one wrapper or a list) as a list, innermost first."""
+    return list(env_wrapper) if isinstance(env_wrapper, list) else [env_wrapper] if env_wrapper else []
+
+
+def _wrapper_entry(entry: Any) -> tuple[str | type, dict[str, Any]]:
+    """One item of an ``env_wrapper`` list, as rl_zoo3 reads it: a name (or class) alone, or ``{name: kwargs}``."""
+    if isinstance(entry, dict):
+        ((name, kwargs),) = entry.items()
+        return name, dict(kwargs or {})
+    return entry, {}
+
+
+def latent_wrapper_index(env_wrapper: Any) -> int | None:
+    """
+    :param env_wrapper: A hyperparameter entry's ``env_wrapper``: None, one wrapper or a list
+        (innermost first), as rl_zoo3 takes it.
+    :return: The position in that list of the outermost :class:`~sb3_lsp.LatentActionWrapper`,
+        or None. That one defines the action space of the level being trained; any under it embed
+        levels whose settings were fixed when those levels were trained.
+    """
+    entries = _wrapper_list(env_wrapper)
+    for index in reversed(range(len(entries))):
+        name, _ = _wrapper_entry(entries[index])
+        wrapper_class = get_class_by_name(name) if isinstance(name, str) else name
+        if isinstance(wrapper_class, type) and issubclass(wrapper_class, LatentActionWrapper):
+            return index
+    return None
+
+
+def sample_wrapper_params(trial: optuna.Trial, env_wrapper: Any) -> dict[str, Any]:
+    """
+    Sample the latent action space of the level being trained: ``latent_bound`` (1 to 5 prior
+    standard deviations), ``action_repeat`` (1 to 10) and, unless the YAML sets
+    ``action_prior: uniform`` (where it has no effect), ``prior_coef`` (0.01 to 10, log scale).
+
+    :param trial: The Optuna trial.
+    :param env_wrapper: The hyperparameter entry's ``env_wrapper``; it has a :class:`~sb3_lsp.LatentActionWrapper`.
+    :return: The sampled parameters, named as in :data:`WRAPPER_PARAMS`.
+    """
+    _, kwargs = _wrapper_entry(_wrapper_list(env_wrapper)[latent_wrapper_index(env_wrapper)])
+    params = {
+        "latent_bound": trial.suggest_float("latent_bound", 1.0, 5.0),
+        "action_repeat": trial.suggest_int("action_repeat", 1, 10),
+    }
+    if kwargs.get("action_prior") != "uniform":
+        params["prior_coef"] = trial.suggest_float("prior_coef", 0.01, 10.0, log=True)
+    return params
+
+
+def with_wrapper_params(env_wrapper: Any, params: dict[str, Any]) -> list[Any]:
+    """
+    :param env_wrapper: A hyperparameter entry's ``env_wrapper``.
+    :param params: Sampled or stored trial parameters; those named in :data:`WRAPPER_PARAMS` are used.
+    :return: A copy of ``env_wrapper`` (a list) whose outermost LatentActionWrapper takes these
+        parameters over its own arguments and keeps the others (``lower``, ``lower_obs``, ...).
+    :raises ValueError: When ``env_wrapper`` has no LatentActionWrapper.
+    """
+    index = latent_wrapper_index(env_wrapper)
+    if index is None:
+        raise ValueError(
+            f"{[key for key in WRAPPER_PARAMS if key in params]} are sb3_lsp.LatentActionWrapper arguments, "
+            f"but the env_wrapper of the hyperparameter entry has no LatentActionWrapper: {env_wrapper!r}."
+        )
+    entries = copy.deepcopy(_wrapper_list(env_wrapper))
+    name, kwargs = _wrapper_entry(entries[index])
+    entries[index] = {name: {**kwargs, **{key: params[key] for key in WRAPPER_PARAMS if key in params}}}
+    return entries
+
+
 def make_storage(storage: str | None) -> optuna.storages.BaseStorage | None:
     """
     Open ``--storage`` as rl_zoo3 does, adding Optuna's heartbeat to database storages.
@@ -261,10 +338,24 @@ class LSPExperimentManager(ExperimentManager):
       into a prune and prints one line), and the worker goes on with the next trial, up to
       :data:`MAX_CONSECUTIVE_FAILURES` failures in a row;
     - each trial records the ``worker`` (host:pid) that ran it;
+    - for a higher level, whose YAML ``env_wrapper`` has a :class:`~sb3_lsp.LatentActionWrapper`,
+      each trial also samples that wrapper's ``latent_bound``, ``action_repeat`` and ``prior_coef``
+      (:func:`sample_wrapper_params`) and trains and evaluates in envs wrapped with them, its other
+      arguments (``lower``, ``lower_obs``, ``action_prior``) as in the YAML;
     - ``--trial-id`` (0 included, which rl_zoo3 ignores) lays the trial over the YAML entry,
-      keeping the ``policy_kwargs`` it did not sample;
+      keeping the ``policy_kwargs`` and wrapper arguments it did not sample;
     - see :meth:`hyperparameters_optimization` for storages and ``--max-total-trials``.
     """
+
+    #: The YAML entry's ``env_wrapper``, which rl_zoo3 turns into one closure and deletes.
+    _yaml_env_wrapper: Any = None
+
+    def _preprocess_hyperparams(
+        self, hyperparams: dict[str, Any]
+    ) -> tuple[dict[str, Any], Callable | None, list[BaseCallback], Callable | None]:
+        # Kept so that each trial can rebuild the wrappers with its own LatentActionWrapper arguments
+        self._yaml_env_wrapper = copy.deepcopy(hyperparams.get("env_wrapper"))
+        return super()._preprocess_hyperparams(hyperparams)
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.trial_id is None or not (self.storage and self.study_name):
@@ -278,7 +369,13 @@ class LSPExperimentManager(ExperimentManager):
         finally:
             self.trial_id, self.custom_hyperparams = trial_id, custom_hyperparams
         print(f"Loading trial {trial_id} of study {self.study_name} from {self.storage}")
-        hyperparams.update(lay_over(hyperparams, self.load_trial(self.storage, self.study_name, trial_id)))
+        params = self.load_trial(self.storage, self.study_name, trial_id, convert=False)
+        # The wrapper's parameters go to env_wrapper, the others through the algorithm's converter
+        # to the model; the saved config.yml then re-creates the trial's wrappers (rl_zoo3.enjoy)
+        model_params = {key: value for key, value in params.items() if key not in WRAPPER_PARAMS}
+        hyperparams.update(lay_over(hyperparams, HYPERPARAMS_CONVERTER[self.algo](model_params)))
+        if any(key in params for key in WRAPPER_PARAMS):
+            hyperparams["env_wrapper"] = with_wrapper_params(hyperparams.get("env_wrapper"), params)
         hyperparams.update(custom_hyperparams or {})
         saved_hyperparams = OrderedDict(sorted(hyperparams.items()))
         print("Hyperparameters with the trial's:")
@@ -298,6 +395,11 @@ class LSPExperimentManager(ExperimentManager):
                 return float("nan")
         token = _yaml_hyperparams.set(self._hyperparams)
         try:
+            if latent_wrapper_index(self._yaml_env_wrapper) is not None:
+                # rl_zoo3's objective builds the trial's train and eval envs with self.env_wrapper
+                # (hence one trial at a time per process, see hyperparameters_optimization)
+                env_wrapper = with_wrapper_params(self._yaml_env_wrapper, sample_wrapper_params(trial, self._yaml_env_wrapper))
+                self.env_wrapper = get_wrapper_class({"env_wrapper": env_wrapper})
             return super().objective(trial)
         except optuna.TrialPruned as pruned:
             if pruned.__cause__ is None:  # a real prune, from the pruner
@@ -321,8 +423,15 @@ class LSPExperimentManager(ExperimentManager):
           trials run, and runs those that come back (a killed worker's, retried, or a failed one);
         - the plots are saved as HTML next to the report instead of opened in a browser.
 
+        :raises ValueError: For ``--n-jobs`` > 1 on a higher level (see :meth:`objective`).
         :raises SystemExit: When the worker stopped on :data:`MAX_CONSECUTIVE_FAILURES` failures.
         """
+        if self.n_jobs > 1 and latent_wrapper_index(self._yaml_env_wrapper) is not None:
+            raise ValueError(
+                f"--n-jobs {self.n_jobs}: trials that sample sb3_lsp.LatentActionWrapper arguments set the env "
+                "wrappers of this process's experiment manager, which threads would share. Start several "
+                "processes on one --storage and --study-name instead (one trial at a time each)."
+            )
         if self.verbose > 0:
             print("Optimizing hyperparameters")
         if self.storage is not None and self.study_name is None:
@@ -431,6 +540,11 @@ def register() -> None:
     HYPERPARAMS_SAMPLER.update(sac=sample_sac_lsp_params, tqc=sample_tqc_lsp_params)
     HYPERPARAMS_CONVERTER.update(sac=convert_lsp_params, tqc=convert_lsp_params)
     rl_zoo3.train.ExperimentManager = LSPExperimentManager
+    # `python -m rl_zoo3.train` runs that module as __main__, a second module object whose train()
+    # looks ExperimentManager up in its own globals, bound before --gym-packages imports this
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == "rl_zoo3.train":
+        main.ExperimentManager = LSPExperimentManager
 
 
 register()
