@@ -65,11 +65,11 @@ def test_level1_runs_on_a_level0_run_folder_and_enjoy_replays_its_wrapper(level0
     # Level 1 acts in level 0's 2-D latent space, not in the Point's force box
     assert model.action_space == gym.spaces.Box(-3.0, 3.0, (2,), np.float32)
 
-    # rl_zoo3.enjoy re-creates the LatentActionWrapper from the run's config.yml: a 500-step maze
-    # episode is 100 decisions of 5 steps (without the wrapper it would be 500)
-    assert wrapper_kwargs["action_repeat"] == 5
+    # rl_zoo3.enjoy re-creates the LatentActionWrapper from the run's config.yml: a 250-step maze
+    # episode is 25 decisions of 10 steps (without the wrapper it would be 250)
+    assert wrapper_kwargs["action_repeat"] == 10
     enjoy = run("rl_zoo3.enjoy", *zoo, "--no-render", "-n", "110", cwd=tmp_path)
-    assert "Episode Length 100\n" in enjoy.stdout, enjoy.stdout[-2000:]
+    assert "Episode Length 25\n" in enjoy.stdout, enjoy.stdout[-2000:]
 
     plot = run("rl_zoo3.plots.plot_train", "--algo", "sac", "--env", LEVEL1, "-f", "logs", "-w", "1", cwd=tmp_path)
     assert "No data available" not in plot.stdout
