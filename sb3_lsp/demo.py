@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every step budget (e.g. 0.05 for a smoke run)")
     args = parser.parse_args(argv)
 
+    if not args.config.is_file():
+        parser.error(f"no config at {args.config}: run from the repository root, or pass --config PATH")
     config = copy.deepcopy(load_config(args.config))
     seed = args.seed if args.seed is not None else config.get("seed", 0)
     task = config["baseline"]
