@@ -46,7 +46,7 @@ def _load_policy_from_zip(path: Path, device: str) -> BasePolicy:
         policy_kwargs.setdefault("use_sde", True)  # on-policy algorithms pass it outside policy_kwargs
     policy: BasePolicy = data["policy_class"](data["observation_space"], data["action_space"], lambda _: 0.0, **policy_kwargs)
     policy.load_state_dict(params["policy"])
-    return policy.to(device)
+    return policy  # moved to the device by FrozenLevel.load, with every other source
 
 
 class FrozenLevel:
