@@ -66,6 +66,15 @@ def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, list[di
     return pd.concat(frames, ignore_index=True), records
 
 
+def missing_runs(output: Path, config: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
+    """The seeds not finished yet of every (method, env) cell of the grid that has some."""
+    missing: dict[tuple[str, str], list[int]] = {}
+    for folder, spec in grid_specs(config):
+        if not (output / folder / "done").is_file():
+            missing.setdefault((spec["method"], spec["env"]), []).append(spec["seed"])
+    return missing
+
+
 def iqm_with_interval(scores: np.ndarray) -> str:
     """IQM over seeds with its 95 % bootstrap interval (rliable), formatted; scores has one entry per seed."""
     # Imported here: only tables with >= 5 seeds need rliable (the `bench` extra).
@@ -181,18 +190,28 @@ def write_results(output: Path, results: Path) -> None:
             plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png")
             images.append(f"![{env}]({(figures / f'{slug(env)}.png').relative_to(results.parent)})")
 
-    command = (output / "command.txt").read_text().strip()
+    commands = ", ".join(f"`{line}`" for line in (output / "command.txt").read_text().splitlines() if line.strip())
+    missing = missing_runs(output, config)
+    not_run = (
+        f"- **Not run yet** ({sum(map(len, missing.values()))} of {len(grid_specs(config))} runs; "
+        "rerun with `--envs`/`--seeds` to add them): "
+        + "; ".join(f"{method} on {env}, seeds {seeds}" for (method, env), seeds in missing.items())
+        + "."
+        if missing
+        else ""
+    )
     csv_link = (figures / "aggregate.csv").relative_to(results.parent)
     section = f"""
 ## {config.get("title", config["name"])}
 
 {config.get("description", "").strip()}
 
-- Command: `{command}`
+- Command(s): {commands}
 - Budget: {config["budget"]} steps per run (unless a method sets its own), seeds {config["seeds"]},
   {config["eval"]["episodes"]} deterministic evaluation episodes every {config["eval"]["every"]} steps.
 {chr(10).join(f"- {line}" for line in machine_summary(records))}
 - Every evaluation of every run: [{csv_link}]({csv_link}).
+{not_run}
 
 Final evaluation of each seed, summarised over seeds (std: sample std over seeds). Steps/s
 include the periodic evaluations and whatever else ran on the machine at the time.

@@ -4,6 +4,7 @@ deterministic evaluation, run in parallel processes, resumable, then aggregated 
 
     python -m benchmarks.run benchmarks/configs/pendulum_small.yml [--workers N] [--output DIR] [--results FILE]
     python -m benchmarks.run CONFIG --list        (print the grid and which runs are done; train nothing)
+    python -m benchmarks.run CONFIG --envs Hopper-v5 --seeds 0 1 2     (a part of the grid; rerun to add more)
 
 Reads top to bottom: config -> environments -> evaluation -> one run -> the grid -> main.
 
@@ -43,7 +44,9 @@ Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by 
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
 ``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
 written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
-and the run starts again. Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/.
+and the run starts again. Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/. The grid
+runs seed by seed, every method of an env side by side, so a grid stopped halfway (or run in parts
+with ``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
 
 Monitor wraps the raw environment, under every wrapper of the config, so evaluation returns
 (and Monitor's training CSV) are always the raw environment's reward and raw steps, whatever
@@ -176,12 +179,12 @@ def pretrained_specs(config: dict[str, Any]) -> list[list[tuple[Path, dict[str, 
 
 
 def grid_specs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
-    """The (method, env, seed) grid; folders are relative to the output folder."""
+    """The (method, env, seed) grid, seed-major so that methods run side by side; folders are relative to the output folder."""
     specs = []
-    for method in config["methods"]:
+    for seed in config["seeds"]:
         for env in config["envs"]:
             env_name = env.get("name", env["id"])
-            for seed in config["seeds"]:
+            for method in config["methods"]:
                 spec = make_spec(config, method, env, seed, f"{method['name']} | {env_name} | seed {seed}")
                 spec.update(method=method["name"], env=env_name)
                 specs.append((Path("runs") / slug(method["name"]) / slug(env_name) / f"seed_{seed}", spec))
@@ -398,6 +401,21 @@ def cpu_model() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def select(config: dict[str, Any], envs: list[str] | None, seeds: list[int] | None) -> dict[str, Any]:
+    """The config restricted to some of its env names and seeds (a part of the grid; specs are unchanged)."""
+    env_names = [env.get("name", env["id"]) for env in config["envs"]]
+    for name in envs or []:
+        if name not in env_names:
+            raise SystemExit(f"--envs {name!r} is not in the config; its envs are: {', '.join(env_names)}.")
+    for seed in seeds or []:
+        if seed not in config["seeds"]:
+            raise SystemExit(f"--seeds {seed} is not in the config; its seeds are: {config['seeds']}.")
+    return config | {
+        "envs": [env for env in config["envs"] if envs is None or env.get("name", env["id"]) in envs],
+        "seeds": [seed for seed in config["seeds"] if seeds is None or seed in seeds],
+    }
+
+
 def run_status(folder: Path, spec: dict[str, Any]) -> str:
     """'done', 'interrupted' or 'pending'; a done run whose spec changed is an error, not silently reused."""
     if (folder / "done").is_file():
@@ -453,11 +471,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=None, help="default: runs/benchmarks/<name>")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     parser.add_argument("--list", action="store_true", help="print the grid and the status of each run; train nothing")
+    parser.add_argument("--envs", nargs="+", metavar="NAME", help="run only these envs of the config (names as in it)")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these seeds of the config")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
     output = args.output or Path("runs/benchmarks") / slug(config["name"])
-    phases = [*pretrained_specs(config), grid_specs(config)]
+    part = select(config, args.envs, args.seeds)
+    phases = [*pretrained_specs(part), grid_specs(part)]
 
     def log(message: str) -> None:
         print(f"[benchmarks {datetime.now():%H:%M:%S}] {message}", flush=True)
@@ -471,9 +492,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     output.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.config, output / "config.yml")  # aggregate reads names and order from here
+    shutil.copyfile(args.config, output / "config.yml")  # aggregate reads the whole grid from here
     command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
-    (output / "command.txt").write_text(command + "\n")
+    commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
+    (output / "command.txt").write_text("\n".join([*commands, command] if command not in commands else commands) + "\n")
     for phase in phases:  # pretrained levels first: the grid's runs read them
         failed = run_all(phase, output, args.workers, log)
         if failed:

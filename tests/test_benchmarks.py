@@ -16,15 +16,18 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
 
 
-def run_harness(config: dict, tmp_path: Path) -> tuple[str, Path, Path]:
-    """Write ``config``, run ``python -m benchmarks.run`` on it; return its log, output folder and results file."""
+def run_harness(config: dict, tmp_path: Path, *extra: str, check: bool = True) -> tuple[str, Path, Path]:
+    """Write ``config``, run ``python -m benchmarks.run`` on it (expecting success or failure).
+
+    :return: its stdout + stderr, the output folder and the results file
+    """
     config_path, output, results = tmp_path / "config.yml", tmp_path / "out", tmp_path / "RESULTS.md"
     config_path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "benchmarks.run", str(config_path), "--workers", "2"]
-    command += ["--output", str(output), "--results", str(results)]
+    command += ["--output", str(output), "--results", str(results), *extra]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed.stdout, output, results
+    assert (completed.returncode == 0) == check, completed.stdout + completed.stderr
+    return completed.stdout + completed.stderr, output, results
 
 
 @pytest.mark.timeout(150)
@@ -42,8 +45,16 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
             {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
         ],
     }
+    # A part of the grid first (--seeds), as a session too short for the whole grid runs it; the
+    # results list what is missing. Then the whole grid: the finished part is skipped.
+    log, _, _ = run_harness(config, tmp_path, "--envs", "CartPole-v1", check=False)
+    assert "--envs 'CartPole-v1' is not in the config; its envs are: Pendulum-v1" in log
+    log, output, results = run_harness(config, tmp_path, "--seeds", "1")
+    assert log.count("done: ") == 2 and "seed 0" not in log
+    assert "**Not run yet** (2 of 4 runs" in results.read_text()
+    assert "SAC MlpPolicy on Pendulum-v1, seeds [0]; SAC LSPPolicy on Pendulum-v1, seeds [0]." in results.read_text()
     log, output, results = run_harness(config, tmp_path)
-    assert log.count("done: ") == 4
+    assert log.count("skip (done)") == 2 and log.count("done: ") == 2
 
     runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
     assert len(runs) == 4
@@ -61,6 +72,7 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     assert "<!-- benchmarks.run tiny: begin -->" in text and "## Tiny Pendulum grid" in text
     assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 600 (+ 0) |" in text
     assert "python -m benchmarks.run" in text and "Machine:" in text and "results/tiny/Pendulum-v1.png" in text
+    assert "--seeds 1" in text and "Not run yet" not in text  # both commands recorded; the grid is complete
 
     # Second invocation: finished runs are skipped (models untouched); a run without its `done`
     # marker (interrupted) is trained again from scratch. Other sections of RESULTS.md survive.
