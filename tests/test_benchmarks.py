@@ -169,3 +169,22 @@ def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
         if spec["seed"] == config["seeds"][0] and not spec["hierarchy"] and spec["init_from"] is None:
             spec = spec | {"hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}  # do not allocate 1e6 transitions
             make_model(spec, tmp_path, monitor_dir=None)
+
+
+@pytest.mark.timeout(300)
+def test_ant_maze_cost_times_every_stage_of_the_shipped_config() -> None:
+    """The Ant maze cost script runs the shipped full-scale config's stages (a few updates each) and reports them."""
+    command = [sys.executable, "-m", "benchmarks.ant_maze_cost", "--updates", "20", "--decisions", "10"]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=280)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = [line.split(" | ") for line in completed.stdout.splitlines() if line.startswith("| ") and "| stage |" not in line]
+    assert [row[0] for row in rows] == [
+        "| level 0 (sb3_lsp/AntAnyDirection-v0)",
+        "| level 1 (sb3_lsp/AntCrossMaze-v0, latent held 3 steps)",
+        "| single-level baseline (sb3_lsp/AntCrossMaze-v0)",
+    ]
+    for _, unit, rate, per_100k, full in rows:
+        total, hours = full.split(f" {unit}: ")
+        assert float(rate) > 0 and float(per_100k.split()[0]) == pytest.approx(1e5 / float(rate) / 60, rel=0.05, abs=0.1)
+        assert float(hours.split()[0]) == pytest.approx(float(total) / float(rate) / 3600, rel=0.05, abs=0.1)
+    assert "4000000 steps" in rows[0][4] and "1000000 decisions" in rows[1][4] and "3000000 steps" in rows[2][4]
