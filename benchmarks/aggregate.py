@@ -21,7 +21,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import grid_specs, load_config, slug
+from benchmarks.run import env_name, grid_specs, load_config, slug
 
 matplotlib.use("Agg")  # headless: PNG files only
 import matplotlib.pyplot as plt
@@ -107,7 +107,7 @@ def markdown_table(evaluations: pd.DataFrame, config: dict[str, Any]) -> str:
         header += ["success rate", "final distance (m)"]
     header.append("wall-clock steps/s per run (median)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    env_names = [env.get("name", env["id"]) for env in config["envs"]]
+    env_names = [env_name(env) for env in config["envs"]]
     for env in env_names:
         for method in (method["name"] for method in config["methods"]):
             cell = final[(final["env"] == env) & (final["method"] == method)]
@@ -185,7 +185,7 @@ def write_results(output: Path, results: Path) -> None:
 
     methods = [method["name"] for method in config["methods"]]
     images = []
-    for env in (env.get("name", env["id"]) for env in config["envs"]):
+    for env in map(env_name, config["envs"]):
         if (evaluations["env"] == env).any():
             plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png")
             images.append(f"![{env}]({(figures / f'{slug(env)}.png').relative_to(results.parent)})")

@@ -178,16 +178,21 @@ def pretrained_specs(config: dict[str, Any]) -> list[list[tuple[Path, dict[str, 
     return phases
 
 
+def env_name(env: dict[str, Any]) -> str:
+    """An env entry's name in the grid: its ``name``, else its ``id``."""
+    return env.get("name", env["id"])
+
+
 def grid_specs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
     """The (method, env, seed) grid, seed-major so that methods run side by side; folders are relative to the output folder."""
     specs = []
     for seed in config["seeds"]:
         for env in config["envs"]:
-            env_name = env.get("name", env["id"])
+            name = env_name(env)
             for method in config["methods"]:
-                spec = make_spec(config, method, env, seed, f"{method['name']} | {env_name} | seed {seed}")
-                spec.update(method=method["name"], env=env_name)
-                specs.append((Path("runs") / slug(method["name"]) / slug(env_name) / f"seed_{seed}", spec))
+                spec = make_spec(config, method, env, seed, f"{method['name']} | {name} | seed {seed}")
+                spec.update(method=method["name"], env=name)
+                specs.append((Path("runs") / slug(method["name"]) / slug(name) / f"seed_{seed}", spec))
     if len({folder for folder, _ in specs}) != len(specs):
         raise ValueError("Two methods or two envs share a folder name: give them names that differ in letters or digits.")
     return specs
@@ -403,7 +408,7 @@ def cpu_model() -> str:
 
 def select(config: dict[str, Any], envs: list[str] | None, seeds: list[int] | None) -> dict[str, Any]:
     """The config restricted to some of its env names and seeds (a part of the grid; specs are unchanged)."""
-    env_names = [env.get("name", env["id"]) for env in config["envs"]]
+    env_names = [env_name(env) for env in config["envs"]]
     for name in envs or []:
         if name not in env_names:
             raise SystemExit(f"--envs {name!r} is not in the config; its envs are: {', '.join(env_names)}.")
@@ -411,7 +416,7 @@ def select(config: dict[str, Any], envs: list[str] | None, seeds: list[int] | No
         if seed not in config["seeds"]:
             raise SystemExit(f"--seeds {seed} is not in the config; its seeds are: {config['seeds']}.")
     return config | {
-        "envs": [env for env in config["envs"] if envs is None or env.get("name", env["id"]) in envs],
+        "envs": [env for env, name in zip(config["envs"], env_names, strict=True) if envs is None or name in envs],
         "seeds": [seed for seed in config["seeds"] if seeds is None or seed in seeds],
     }
 
