@@ -4,15 +4,23 @@ Aggregate a benchmark output folder (written by ``python -m benchmarks.run``) in
     python -m benchmarks.aggregate runs/benchmarks/pendulum_small [--results benchmarks/RESULTS.md]
 
 Writes, next to the results file, ``results/<name>/aggregate.csv`` (every evaluation of every
-run, one row each), one learning-curve PNG per environment (mean over seeds with a +-1 std band;
+run, one row each), ``results/<name>/runs.csv`` (one row per run: its spec's digest, timing,
+machine, date), ``results/<name>/commands.txt``, one learning-curve PNG per environment (mean over seeds with a +-1 std band;
 maze environments also get success rate and final distance panels), and replaces the config's
 own section of the results file (between its begin/end markers; every other section is kept)
 with a markdown table: the final evaluation's mean +- std over seeds, and the interquartile mean
 with a 95 % stratified-bootstrap interval (rliable) where a cell has at least 5 seeds. The
 section records the command, the machine (from the runs' ``run.json``) and the dates.
+
+Results accumulate: the files under ``results/<name>/`` are the durable record (output folders
+are scratch and may be lost, or come from another machine), so runs recorded there whose spec is
+unchanged are kept next to the runs finished in the output folder; a run finished in the output
+folder replaces its recorded copy, and a recorded run whose spec no longer matches the config is
+dropped (and listed as not run). Delete ``results/<name>/`` to start a benchmark's record afresh.
 """
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,12 +29,14 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import env_name, grid_specs, load_config, slug
+from benchmarks.run import env_name, grid_specs, load_config, pretrained_specs, run_status, slug
 
 matplotlib.use("Agg")  # headless: PNG files only
 import matplotlib.pyplot as plt
 
 MIN_SEEDS_FOR_IQM = 5
+#: The columns that name a run in ``runs.csv``.
+KEY = ["kind", "name", "env", "seed"]
 BOOTSTRAP_REPS = 10_000
 #: Evaluation columns plotted (when a run reports them) and their axis labels.
 CURVE_METRICS = {
@@ -43,34 +53,85 @@ def pretraining_steps(config: dict[str, Any], run: dict[str, Any]) -> int:
     return sum(int(pretrained[name]["budget"]) + pretraining_steps(config, pretrained[name]) for name in names)
 
 
-def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Every evaluation row of every finished grid run (with method, env, seed), and their run.json records."""
+def spec_digest(spec: dict[str, Any]) -> str:
+    """A short fingerprint of a resolved run spec: recorded runs count only while it is unchanged."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expected_runs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], tuple[Path, dict[str, Any]]]:
+    """Every run of the config, pretrained levels and grid, by (kind, name, env, seed) -> (folder, spec)."""
+    runs = {}
+    for (name, level), phase in zip(config.get("pretrained", {}).items(), pretrained_specs(config), strict=True):
+        for folder, spec in phase:
+            runs["pretrained", name, level["env"], spec["seed"]] = (folder, spec)
+    for folder, spec in grid_specs(config):
+        runs["grid", spec["method"], spec["env"], spec["seed"]] = (folder, spec)
+    return runs
+
+
+def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every evaluation row of every finished grid run (with method, env, seed), and one record per finished run."""
     frames, records = [], []
     methods = {method["name"]: method for method in config["methods"]}
-    for folder, spec in grid_specs(config):
-        if not (output / folder / "done").is_file():
+    for (kind, name, env, seed), (folder, spec) in expected_runs(config).items():
+        if run_status(output / folder, spec) != "done":
             continue
-        frame = pd.read_csv(output / folder / "evaluations.csv")
-        record = json.loads((output / folder / "run.json").read_text())
-        frame.insert(0, "seed", spec["seed"])
-        frame.insert(0, "env", spec["env"])
-        frame.insert(0, "method", spec["method"])
-        frame["pretraining_steps"] = pretraining_steps(config, methods[spec["method"]])
-        frame["steps_per_s"] = record["steps_per_s"]
-        frames.append(frame)
-        records.append(record)
-    for folder in sorted(output.glob("pretrained/*/seed_*/run.json")):
-        records.append(json.loads(folder.read_text()))
-    if not frames:
-        raise FileNotFoundError(f"No finished runs under {output / 'runs'}.")
-    return pd.concat(frames, ignore_index=True), records
+        run = json.loads((output / folder / "run.json").read_text())
+        records.append(
+            {"kind": kind, "name": name, "env": env, "seed": seed, "spec_digest": spec_digest(spec)}
+            | {key: value for key, value in run.items() if key not in ("label", "versions")}
+            | run["versions"]
+        )
+        if kind == "grid":
+            frame = pd.read_csv(output / folder / "evaluations.csv")
+            frame.insert(0, "seed", seed)
+            frame.insert(0, "env", env)
+            frame.insert(0, "method", name)
+            frame["pretraining_steps"] = pretraining_steps(config, methods[name])
+            frame["steps_per_s"] = run["steps_per_s"]
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), pd.DataFrame(records)
 
 
-def missing_runs(output: Path, config: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
-    """The seeds not finished yet of every (method, env) cell of the grid that has some."""
+def with_recorded(
+    evaluations: pd.DataFrame, records: pd.DataFrame, record_folder: Path, config: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """
+    Add the runs recorded in ``record_folder`` whose spec is unchanged and that the output folder did not finish again.
+
+    :return: evaluations and run records, in grid order (then by step)
+    """
+    runs = expected_runs(config)
+    if (record_folder / "runs.csv").is_file():
+        recorded = pd.read_csv(record_folder / "runs.csv", dtype={"spec_digest": str})
+        fresh = set(records[KEY].itertuples(index=False, name=None)) if len(records) else set()
+        keep = [
+            key in runs and key not in fresh and spec_digest(runs[key][1]) == digest
+            for key, digest in zip(recorded[KEY].itertuples(index=False, name=None), recorded["spec_digest"], strict=True)
+        ]
+        kept = recorded[keep]
+        grid_kept = {key[1:] for key in kept[KEY].itertuples(index=False, name=None) if key[0] == "grid"}
+        old = pd.read_csv(record_folder / "aggregate.csv")
+        old = old[[key in grid_kept for key in old[["method", "env", "seed"]].itertuples(index=False, name=None)]]
+        evaluations = pd.concat([frame for frame in (evaluations, old) if len(frame)] or [pd.DataFrame()], ignore_index=True)
+        records = pd.concat([frame for frame in (records, kept) if len(frame)] or [pd.DataFrame()], ignore_index=True)
+    if evaluations.empty:
+        return evaluations, records
+    rank = {key: index for index, key in enumerate(runs)}
+    evaluations["rank"] = [
+        rank[("grid", *key)] for key in evaluations[["method", "env", "seed"]].itertuples(index=False, name=None)
+    ]
+    records["rank"] = [rank[key] for key in records[KEY].itertuples(index=False, name=None)]
+    evaluations = evaluations.sort_values(["rank", "step"], ignore_index=True).drop(columns="rank")
+    return evaluations, records.sort_values("rank", ignore_index=True).drop(columns="rank")
+
+
+def missing_runs(evaluations: pd.DataFrame, config: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
+    """The seeds without results yet of every (method, env) cell of the grid that has some."""
+    have = set(evaluations[["method", "env", "seed"]].itertuples(index=False, name=None))
     missing: dict[tuple[str, str], list[int]] = {}
-    for folder, spec in grid_specs(config):
-        if not (output / folder / "done").is_file():
+    for _, spec in grid_specs(config):
+        if (spec["method"], spec["env"], spec["seed"]) not in have:
             missing.setdefault((spec["method"], spec["env"]), []).append(spec["seed"])
     return missing
 
@@ -148,17 +209,17 @@ def plot_curves(evaluations: pd.DataFrame, env: str, methods: list[str], path: P
     plt.close(figure)
 
 
-def machine_summary(records: list[dict[str, Any]]) -> list[str]:
+def machine_summary(records: pd.DataFrame) -> list[str]:
     """Where and when the runs ran: CPU, cores, workers, torch threads; dates and total compute."""
-    cpus = sorted({f"{r['cpu']} ({r['cpu_count']} logical cores)" for r in records})
-    workers = sorted({r["workers"] for r in records})
-    threads = sorted({r["torch_threads"] for r in records})
-    dates = sorted(r["finished"][:10] for r in records)
+    cpus = sorted({f"{cpu} ({count} logical cores)" for cpu, count in zip(records["cpu"], records["cpu_count"], strict=True)})
+    workers = sorted(set(records["workers"]))
+    threads = sorted(set(records["torch_threads"]))
+    dates = sorted(str(finished)[:10] for finished in records["finished"])
     period = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    cpu_hours = sum(r["wall_s"] for r in records) / 3600
+    cpu_hours = records["wall_s"].sum() / 3600
     return [
         f"Machine: {', '.join(cpus)}; {'/'.join(map(str, workers))} parallel worker(s), "
-        f"{'/'.join(map(str, threads))} torch thread(s) per run; torch {records[0]['versions']['torch']}.",
+        f"{'/'.join(map(str, threads))} torch thread(s) per run; torch {', '.join(sorted(set(records['torch'])))}.",
         f"Date: {period}. Compute: {len(records)} runs, {cpu_hours:.2f} core-hours of wall-clock time (one core per run).",
     ]
 
@@ -178,10 +239,20 @@ def replace_section(results: Path, name: str, section: str) -> None:
 def write_results(output: Path, results: Path) -> None:
     """Aggregate CSV, PNGs and the markdown section for the benchmark in ``output``."""
     config = load_config(output / "config.yml")
-    evaluations, records = collect(output, config)
     figures = results.parent / "results" / slug(config["name"])
+    evaluations, records = with_recorded(*collect(output, config), figures, config)
+    if evaluations.empty:
+        raise FileNotFoundError(f"No finished runs under {output / 'runs'} and none recorded in {figures}.")
+    recorded_commands = (figures / "commands.txt").read_text().splitlines() if (figures / "commands.txt").is_file() else []
+    commands = list(
+        dict.fromkeys(
+            line for line in [*recorded_commands, *(output / "command.txt").read_text().splitlines()] if line.strip()
+        )
+    )
     figures.mkdir(parents=True, exist_ok=True)
     evaluations.to_csv(figures / "aggregate.csv", index=False)
+    records.to_csv(figures / "runs.csv", index=False)
+    (figures / "commands.txt").write_text("\n".join(commands) + "\n")
 
     methods = [method["name"] for method in config["methods"]]
     images = []
@@ -190,8 +261,7 @@ def write_results(output: Path, results: Path) -> None:
             plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png")
             images.append(f"![{env}]({(figures / f'{slug(env)}.png').relative_to(results.parent)})")
 
-    commands = ", ".join(f"`{line}`" for line in (output / "command.txt").read_text().splitlines() if line.strip())
-    missing = missing_runs(output, config)
+    missing = missing_runs(evaluations, config)
     not_run = (
         f"- **Not run yet** ({sum(map(len, missing.values()))} of {len(grid_specs(config))} runs; "
         "rerun with `--envs`/`--seeds` to add them): "
@@ -206,11 +276,11 @@ def write_results(output: Path, results: Path) -> None:
 
 {config.get("description", "").strip()}
 
-- Command(s): {commands}
+- Command(s): {", ".join(f"`{command}`" for command in commands)}
 - Budget: {config["budget"]} steps per run (unless a method sets its own), seeds {config["seeds"]},
   {config["eval"]["episodes"]} deterministic evaluation episodes every {config["eval"]["every"]} steps.
 {chr(10).join(f"- {line}" for line in machine_summary(records))}
-- Every evaluation of every run: [{csv_link}]({csv_link}).
+- Every evaluation of every run: [{csv_link}]({csv_link}); one record per run (timing, machine): `runs.csv` beside it.
 {not_run}
 
 Final evaluation of each seed, summarised over seeds (std: sample std over seeds). Steps/s

@@ -1,6 +1,7 @@
 """The benchmark harness (benchmarks/run.py, benchmarks/aggregate.py) on tiny grids, as a user runs it."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,31 +124,78 @@ def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     assert "success rate | final distance (m)" in text and "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in text
 
 
-def test_iqm_with_five_seeds(tmp_path: Path) -> None:
-    """With >= 5 seeds the table gains rliable's IQM and its bootstrap interval (no training: fake runs)."""
-    pytest.importorskip("rliable", reason="rliable comes with the bench extra")
-    config = {
-        "name": "fake",
-        "seeds": [0, 1, 2, 3, 4],
-        "budget": 100,
-        "eval": {"every": 100, "episodes": 1},
-        "envs": [{"id": "Pendulum-v1"}],
-        "methods": [{"name": "A", "algo": "sac", "policy": "MlpPolicy"}],
-    }
-    (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
-    (tmp_path / "command.txt").write_text("python -m benchmarks.run fake.yml\n")
+def fake_runs(output: Path, config: dict, command: str, returns: dict[int, float]) -> None:
+    """Finished runs without training, as the harness leaves them: seed -> final return of every method."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.yml").write_text(yaml.safe_dump(config))
+    (output / "command.txt").write_text(command + "\n")
     record = {"steps_per_s": 1.0, "wall_s": 1.0, "finished": "2025-01-01T00:00:00", "cpu": "cpu", "cpu_count": 1}
     record |= {"workers": 1, "torch_threads": 1, "versions": {"torch": "x"}}
-    for folder, spec in grid_specs(load_config(tmp_path / "config.yml")):
-        run = tmp_path / folder
+    for folder, spec in grid_specs(load_config(output / "config.yml")):
+        if spec["seed"] not in returns:
+            continue
+        run = output / folder
         run.mkdir(parents=True)
-        row = {"step": 100, "mean_return": float(spec["seed"]), "std_return": 0.0, "success_rate": None}
+        (run / "spec.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        row = {"step": spec["budget"], "mean_return": returns[spec["seed"]], "std_return": 0.0, "success_rate": None}
         pd.DataFrame([row | {"final_distance": None, "episodes": 1, "time_s": 1.0}]).to_csv(run / "evaluations.csv")
         (run / "run.json").write_text(json.dumps(record))
         (run / "done").touch()
+
+
+FAKE_CONFIG = {
+    "name": "fake",
+    "budget": 100,
+    "eval": {"every": 100, "episodes": 1},
+    "envs": [{"id": "Pendulum-v1"}],
+    "methods": [{"name": "A", "algo": "sac", "policy": "MlpPolicy"}],
+}
+
+
+def test_iqm_with_five_seeds(tmp_path: Path) -> None:
+    """With >= 5 seeds the table gains rliable's IQM and its bootstrap interval."""
+    pytest.importorskip("rliable", reason="rliable comes with the bench extra")
+    fake_runs(
+        tmp_path, FAKE_CONFIG | {"seeds": [0, 1, 2, 3, 4]}, "python -m benchmarks.run fake.yml", {s: s for s in range(5)}
+    )
     write_results(tmp_path, tmp_path / "RESULTS.md")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "IQM [95% CI]" in text and "| Pendulum-v1 | A | 5 | 100 (+ 0) | 2.0 ± 1.6 | 2.0 [" in text
+
+
+def test_results_accumulate_across_output_folders(tmp_path: Path) -> None:
+    """The committed results folder is the record: parts of a grid run in different (lost) output folders add up."""
+    config, results = FAKE_CONFIG | {"seeds": [0, 1]}, tmp_path / "RESULTS.md"
+    record = tmp_path / "results" / "fake"
+
+    fake_runs(tmp_path / "first", config, "python -m benchmarks.run fake.yml --seeds 0", {0: 10.0})
+    write_results(tmp_path / "first", results)
+    assert "| Pendulum-v1 | A | 1 | 100 (+ 0) | 10.0 ± n/a |" in results.read_text()
+    assert "**Not run yet** (1 of 2 runs" in results.read_text()
+
+    # Another session: the first output folder is gone, seed 1 runs in a new one.
+    shutil.rmtree(tmp_path / "first")
+    fake_runs(tmp_path / "second", config, "python -m benchmarks.run fake.yml --seeds 1", {1: 20.0})
+    write_results(tmp_path / "second", results)
+    text = results.read_text()
+    assert "| Pendulum-v1 | A | 2 | 100 (+ 0) | 15.0 ± 7.1 |" in text and "Not run yet" not in text
+    assert "`python -m benchmarks.run fake.yml --seeds 0`, `python -m benchmarks.run fake.yml --seeds 1`" in text
+    assert "Compute: 2 runs" in text
+    assert pd.read_csv(record / "aggregate.csv")["seed"].tolist() == [0, 1]
+    assert pd.read_csv(record / "runs.csv")[["kind", "name", "seed"]].values.tolist() == [["grid", "A", 0], ["grid", "A", 1]]
+
+    # A run finished again in the output folder replaces its recorded copy.
+    fake_runs(tmp_path / "third", config, "python -m benchmarks.run fake.yml --seeds 0", {0: 30.0})
+    write_results(tmp_path / "third", results)
+    assert "| Pendulum-v1 | A | 2 | 100 (+ 0) | 25.0 ± 7.1 |" in results.read_text()
+    assert len(pd.read_csv(record / "aggregate.csv")) == 2 and len(pd.read_csv(record / "runs.csv")) == 2
+
+    # A changed config (budget) invalidates the recorded runs: they are dropped and listed as not run.
+    fake_runs(tmp_path / "fourth", config | {"budget": 200}, "python -m benchmarks.run fake.yml --seeds 1", {1: 40.0})
+    write_results(tmp_path / "fourth", results)
+    text = results.read_text()
+    assert "| Pendulum-v1 | A | 1 | 200 (+ 0) | 40.0 ± n/a |" in text and "A on Pendulum-v1, seeds [0]." in text
+    assert pd.read_csv(record / "aggregate.csv")["step"].tolist() == [200]
 
 
 def test_methods_cannot_override_shared_settings() -> None:
