@@ -47,6 +47,8 @@ written last. Finished runs are skipped; a folder without ``done`` (an interrupt
 and the run starts again. Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/. The grid
 runs seed by seed, every method of an env side by side, so a grid stopped halfway (or run in parts
 with ``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
+Results add up across output folders: benchmarks/results/<name>/ records every finished run
+(``runs.csv``, ``aggregate.csv``), and aggregation keeps recorded runs whose spec is unchanged.
 
 Monitor wraps the raw environment, under every wrapper of the config, so evaluation returns
 (and Monitor's training CSV) are always the raw environment's reward and raw steps, whatever
