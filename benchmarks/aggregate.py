@@ -93,6 +93,30 @@ def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, pd.Data
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), pd.DataFrame(records)
 
 
+def unchanged_records(
+    recorded: pd.DataFrame, runs: dict[tuple[str, str, str, int], tuple[Path, dict[str, Any]]]
+) -> list[tuple[tuple[str, str, str, int], bool]]:
+    """For each row of a ``runs.csv``: its key, and whether it is a run of ``runs`` with the same spec digest."""
+    keys = [(kind, name, env, int(seed)) for kind, name, env, seed in recorded[KEY].itertuples(index=False, name=None)]
+    return [
+        (key, key in runs and spec_digest(runs[key][1]) == digest)
+        for key, digest in zip(keys, recorded["spec_digest"], strict=True)
+    ]
+
+
+def recorded_folders(record_folder: Path, config: dict[str, Any]) -> set[Path]:
+    """
+    The runs of ``config`` recorded in ``record_folder`` (``results/<name>/``) with an unchanged spec.
+
+    :return: their folders, relative to an output folder (as ``grid_specs`` and ``pretrained_specs`` name them)
+    """
+    if not (record_folder / "runs.csv").is_file():
+        return set()
+    runs = expected_runs(config)
+    recorded = pd.read_csv(record_folder / "runs.csv", dtype={"spec_digest": str})
+    return {runs[key][0] for key, unchanged in unchanged_records(recorded, runs) if unchanged}
+
+
 def with_recorded(
     evaluations: pd.DataFrame, records: pd.DataFrame, record_folder: Path, config: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -105,16 +129,26 @@ def with_recorded(
     if (record_folder / "runs.csv").is_file():
         recorded = pd.read_csv(record_folder / "runs.csv", dtype={"spec_digest": str})
         fresh = set(records[KEY].itertuples(index=False, name=None)) if len(records) else set()
-        keep = [
-            key in runs and key not in fresh and spec_digest(runs[key][1]) == digest
-            for key, digest in zip(recorded[KEY].itertuples(index=False, name=None), recorded["spec_digest"], strict=True)
-        ]
+        keep = [key not in fresh and unchanged for key, unchanged in unchanged_records(recorded, runs)]
         kept = recorded[keep]
         grid_kept = {key[1:] for key in kept[KEY].itertuples(index=False, name=None) if key[0] == "grid"}
         old = pd.read_csv(record_folder / "aggregate.csv")
         old = old[[key in grid_kept for key in old[["method", "env", "seed"]].itertuples(index=False, name=None)]]
         evaluations = pd.concat([frame for frame in (evaluations, old) if len(frame)] or [pd.DataFrame()], ignore_index=True)
         records = pd.concat([frame for frame in (records, kept) if len(frame)] or [pd.DataFrame()], ignore_index=True)
+    elif (record_folder / "aggregate.csv").is_file():
+        # A record from before runs.csv existed: its runs cannot be checked against the config, and
+        # writing this aggregate over it would drop every run the output folder did not finish again.
+        old = pd.read_csv(record_folder / "aggregate.csv")
+        fresh = set(evaluations[["method", "env", "seed"]].itertuples(index=False, name=None)) if len(evaluations) else set()
+        lost = set(old[["method", "env", "seed"]].itertuples(index=False, name=None)) - fresh
+        if lost:
+            raise FileExistsError(
+                f"{record_folder / 'aggregate.csv'} holds {len(lost)} run(s) that this output folder lacks "
+                f"(e.g. {sorted(lost)[0]}), and no runs.csv to check them against the config, so aggregating "
+                "would overwrite them. Run the whole grid in this output folder, or move that folder aside "
+                "(or pass another --results) to start a new record."
+            )
     if evaluations.empty:
         return evaluations, records
     rank = {key: index for index, key in enumerate(runs)}
@@ -300,7 +334,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output", type=Path, help="the benchmark's output folder (holds config.yml and runs/)")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     args = parser.parse_args(argv)
-    write_results(args.output, args.results)
+    try:
+        write_results(args.output, args.results)
+    except (FileNotFoundError, FileExistsError) as error:
+        raise SystemExit(f"Nothing written: {error}") from None
     print(f"updated {args.results}")
 
 

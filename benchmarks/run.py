@@ -49,6 +49,8 @@ runs seed by seed, every method of an env side by side, so a grid stopped halfwa
 with ``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
 Results add up across output folders: benchmarks/results/<name>/ records every finished run
 (``runs.csv``, ``aggregate.csv``), and aggregation keeps recorded runs whose spec is unchanged.
+The harness skips those recorded runs as well (``--list`` shows them as ``recorded``): a fresh
+output folder trains only what the record lacks, plus the pretrained levels those runs build on.
 
 Monitor wraps the raw environment, under every wrapper of the config, so evaluation returns
 (and Monitor's training CSV) are always the raw environment's reward and raw steps, whatever
@@ -423,8 +425,13 @@ def select(config: dict[str, Any], envs: list[str] | None, seeds: list[int] | No
     }
 
 
-def run_status(folder: Path, spec: dict[str, Any]) -> str:
-    """'done', 'interrupted' or 'pending'; a done run whose spec changed is an error, not silently reused."""
+def run_status(folder: Path, spec: dict[str, Any], recorded: bool = False) -> str:
+    """
+    'done', 'interrupted', 'recorded' or 'pending'; a done run whose spec changed is an error, not silently reused.
+
+    :param recorded: whether the results record (``results/<name>/runs.csv``) holds this run with this
+        spec; such a run is 'recorded' (nothing to train) unless the output folder has it
+    """
     if (folder / "done").is_file():
         if yaml.safe_load((folder / "spec.yml").read_text()) != spec:
             raise ValueError(
@@ -432,16 +439,40 @@ def run_status(folder: Path, spec: dict[str, Any]) -> str:
                 "Use another --output, or delete the folder to rerun it."
             )
         return "done"
-    return "interrupted" if folder.exists() else "pending"
+    if folder.exists():
+        return "interrupted"
+    return "recorded" if recorded else "pending"
 
 
-def run_all(runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None]) -> list[str]:
-    """Run every run that is not done; return the labels of the runs that failed."""
+def levels_used(config: dict[str, Any], run: dict[str, Any]) -> set[str]:
+    """The pretrained levels a method, level or spec builds on (``hierarchy`` and ``init_from``), recursively."""
+    names = {level["level"] for level in run.get("hierarchy", [])} | ({run["init_from"]} if run.get("init_from") else set())
+    return names.union(*(levels_used(config, config["pretrained"][name]) for name in names))
+
+
+def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]) -> set[Path]:
+    """
+    The recorded runs that need no training in ``output``: every recorded grid run, and every
+    recorded pretrained level that no grid run still to train builds on (those need its model).
+    """
+    needed = {
+        Path("pretrained") / slug(name) / f"seed_{spec['seed']}"
+        for folder, spec in grid_specs(config)
+        if run_status(output / folder, spec, folder in recorded) in ("pending", "interrupted")
+        for name in levels_used(config, spec)
+    }
+    return recorded - needed
+
+
+def run_all(
+    runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None], recorded: set[Path]
+) -> list[str]:
+    """Run every run that is neither done nor in ``recorded`` (runs to skip); return the labels of the runs that failed."""
     todo = []
     for folder, spec in runs:
-        status = run_status(output / folder, spec)
-        if status == "done":
-            log(f"skip (done): {spec['label']}")
+        status = run_status(output / folder, spec, folder in recorded)
+        if status in ("done", "recorded"):
+            log(f"skip ({status}): {spec['label']}")
             continue
         if status == "interrupted":
             log(f"restart (interrupted): {spec['label']}")
@@ -486,13 +517,18 @@ def main(argv: list[str] | None = None) -> None:
     output = args.output or Path("runs/benchmarks") / slug(config["name"])
     part = select(config, args.envs, args.seeds)
     phases = [*pretrained_specs(part), grid_specs(part)]
+    from benchmarks.aggregate import recorded_folders, write_results
+
+    # Runs recorded in results/<name>/ count wherever they ran: a fresh output folder trains only
+    # what the record lacks (and the pretrained levels those runs build on).
+    recorded = skippable_recorded(part, output, recorded_folders(args.results.parent / "results" / slug(config["name"]), part))
 
     def log(message: str) -> None:
         print(f"[benchmarks {datetime.now():%H:%M:%S}] {message}", flush=True)
 
     if args.list:
         for folder, spec in (run for phase in phases for run in phase):
-            status = run_status(output / folder, spec)
+            status = run_status(output / folder, spec, folder in recorded)
             log(
                 f"{status:>11}: {spec['label']} ({spec['algo']} {spec['policy']}, {spec['budget']} steps) -> {output / folder}"
             )
@@ -504,13 +540,14 @@ def main(argv: list[str] | None = None) -> None:
     commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
     (output / "command.txt").write_text("\n".join([*commands, command] if command not in commands else commands) + "\n")
     for phase in phases:  # pretrained levels first: the grid's runs read them
-        failed = run_all(phase, output, args.workers, log)
+        failed = run_all(phase, output, args.workers, log, recorded)
         if failed:
             sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}. Rerun the same command to retry them.")
 
-    from benchmarks.aggregate import write_results
-
-    write_results(output, args.results)
+    try:
+        write_results(output, args.results)
+    except FileExistsError as error:
+        raise SystemExit(f"The runs are finished in {output}, but the results were not written: {error}") from None
     log(f"results: {args.results}")
 
 

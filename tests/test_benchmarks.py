@@ -31,7 +31,7 @@ def run_harness(config: dict, tmp_path: Path, *extra: str, check: bool = True) -
     return completed.stdout + completed.stderr, output, results
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     config = {
         "name": "tiny",
@@ -88,8 +88,17 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     text = results.read_text()
     assert text.count("<!-- benchmarks.run tiny: begin -->") == 1 and "someone else's table" in text
 
+    # A fresh output folder (another session or machine): the runs recorded in results/tiny/ are
+    # not trained again, and the results keep them.
+    log, _, _ = run_harness(config, tmp_path, "--output", str(tmp_path / "fresh"), "--list")
+    assert log.count("recorded: ") == 4 and "pending" not in log
+    log, _, _ = run_harness(config, tmp_path, "--output", str(tmp_path / "fresh"))
+    assert log.count("skip (recorded)") == 4 and "done: " not in log
+    assert not (tmp_path / "fresh" / "runs").exists()
+    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 600 (+ 0) |" in results.read_text()
 
-@pytest.mark.timeout(150)
+
+@pytest.mark.timeout(240)
 def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     shaping = {"benchmarks.run.InfoReward": {"terms": {"reward_speed": 1.0, "reward_survive": 1.0}}}
     config = {
@@ -122,6 +131,19 @@ def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     assert evaluations["success_rate"].notna().all() and evaluations["final_distance"].gt(0).all()
     text = results.read_text()
     assert "success rate | final distance (m)" in text and "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in text
+
+    # In a fresh output folder every run is recorded, the pretrained level included: nothing to train.
+    log, _, _ = run_harness(config, tmp_path, "--output", str(tmp_path / "fresh"), "--list")
+    assert log.count("recorded: ") == 3 and "pending" not in log
+    # A method added to the config needs the pretrained level's model: it is trained again there,
+    # and only the new method's run with it.
+    fine_tune = {"name": "fine-tune", "algo": "sac", "policy": "LSPPolicy", "init_from": "motion"}
+    added = config | {"methods": [*config["methods"], fine_tune]}
+    log, _, results = run_harness(added, tmp_path, "--output", str(tmp_path / "added"))
+    assert log.count("skip (recorded)") == 2 and log.count("done: ") == 2
+    assert log.index("done: pretrained motion") < log.index("done: fine-tune | maze goal 2")
+    assert "| maze goal 2 | fine-tune | 1 | 200 (+ 200) |" in results.read_text()
+    assert "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in results.read_text()
 
 
 def fake_runs(output: Path, config: dict, command: str, returns: dict[int, float]) -> None:
@@ -196,6 +218,28 @@ def test_results_accumulate_across_output_folders(tmp_path: Path) -> None:
     text = results.read_text()
     assert "| Pendulum-v1 | A | 1 | 200 (+ 0) | 40.0 ± n/a |" in text and "A on Pendulum-v1, seeds [0]." in text
     assert pd.read_csv(record / "aggregate.csv")["step"].tolist() == [200]
+
+
+def test_a_record_without_runs_csv_is_not_overwritten(tmp_path: Path) -> None:
+    """Records written before runs.csv existed cannot be checked: aggregating a part over them stops with a clear error."""
+    config, results = FAKE_CONFIG | {"seeds": [0, 1]}, tmp_path / "RESULTS.md"
+    fake_runs(tmp_path / "first", config, "python -m benchmarks.run fake.yml", {0: 10.0, 1: 20.0})
+    write_results(tmp_path / "first", results)
+    record = tmp_path / "results" / "fake"
+    (record / "runs.csv").unlink()
+    saved = (record / "aggregate.csv").read_text()
+
+    fake_runs(tmp_path / "second", config, "python -m benchmarks.run fake.yml --seeds 1", {1: 30.0})
+    command = [sys.executable, "-m", "benchmarks.aggregate", str(tmp_path / "second"), "--results", str(results)]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0 and "Traceback" not in completed.stderr
+    assert "holds 1 run(s) that this output folder lacks" in completed.stderr and "move that folder aside" in completed.stderr
+    assert (record / "aggregate.csv").read_text() == saved
+
+    # The whole grid finished again in one output folder loses nothing: it may replace the record.
+    fake_runs(tmp_path / "third", config, "python -m benchmarks.run fake.yml", {0: 40.0, 1: 50.0})
+    write_results(tmp_path / "third", results)
+    assert pd.read_csv(record / "aggregate.csv")["mean_return"].tolist() == [40.0, 50.0]
 
 
 def test_methods_cannot_override_shared_settings() -> None:
