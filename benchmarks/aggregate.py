@@ -29,7 +29,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import env_name, grid_specs, load_config, pretrained_specs, run_status, slug
+from benchmarks.run import env_name, grid_specs, levels_named, load_config, pretrained_specs, run_status, slug
 
 matplotlib.use("Agg")  # headless: PNG files only
 import matplotlib.pyplot as plt
@@ -48,9 +48,8 @@ CURVE_METRICS = {
 
 def pretraining_steps(config: dict[str, Any], run: dict[str, Any]) -> int:
     """Environment steps spent on the pretrained levels a run builds on (recursively)."""
-    names = [level["level"] for level in run.get("hierarchy", [])] + ([run["init_from"]] if run.get("init_from") else [])
     pretrained = config.get("pretrained", {})
-    return sum(int(pretrained[name]["budget"]) + pretraining_steps(config, pretrained[name]) for name in names)
+    return sum(int(pretrained[name]["budget"]) + pretraining_steps(config, pretrained[name]) for name in levels_named(run))
 
 
 def spec_digest(spec: dict[str, Any]) -> str:

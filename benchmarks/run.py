@@ -142,10 +142,25 @@ def resolve_hyperparams(config: dict[str, Any], env: dict[str, Any], run: dict[s
     return merged
 
 
+def levels_named(run: dict[str, Any]) -> list[str]:
+    """The pretrained levels a method, level or spec names directly: its ``hierarchy`` levels, then ``init_from``."""
+    return [level["level"] for level in run.get("hierarchy", [])] + ([run["init_from"]] if run.get("init_from") else [])
+
+
+def levels_used(config: dict[str, Any], run: dict[str, Any]) -> set[str]:
+    """The pretrained levels a method, level or spec builds on, recursively."""
+    names = set(levels_named(run))
+    return names.union(*(levels_used(config, config["pretrained"][name]) for name in names))
+
+
+def pretrained_folder(name: str, seed: int) -> Path:
+    """Where the pretrained level ``name`` of ``seed`` lives, relative to the output folder."""
+    return Path("pretrained") / slug(name) / f"seed_{seed}"
+
+
 def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], seed: int, label: str) -> dict[str, Any]:
     """One fully resolved run: everything train_run needs, nothing implicit."""
-    used = [level["level"] for level in run.get("hierarchy", [])] + ([run["init_from"]] if "init_from" in run else [])
-    for name in used:
+    for name in levels_named(run):
         if name not in config.get("pretrained", {}):
             raise ValueError(f"{label} uses the pretrained level {name!r}, which the config's 'pretrained:' lacks.")
     return {
@@ -172,10 +187,7 @@ def pretrained_specs(config: dict[str, Any]) -> list[list[tuple[Path, dict[str, 
         env = {"id": level["env"], "env_kwargs": level.get("env_kwargs", {})}
         phases.append(
             [
-                (
-                    Path("pretrained") / slug(name) / f"seed_{seed}",
-                    make_spec(config, level, env, seed, f"pretrained {name} | seed {seed}"),
-                )
+                (pretrained_folder(name, seed), make_spec(config, level, env, seed, f"pretrained {name} | seed {seed}"))
                 for seed in config["seeds"]
             ]
         )
@@ -235,9 +247,8 @@ def make_env(spec: dict[str, Any], output: Path, seed: int, monitor_dir: Path | 
     :param seed: Seed of the environment.
     :param monitor_dir: Where Monitor writes its training CSV (None: nowhere).
     """
-    seed_folder = f"seed_{spec['seed']}"
     levels = [
-        (output / "pretrained" / slug(level["level"]) / seed_folder / "model.zip", level.get("wrapper", {}))
+        (output / pretrained_folder(level["level"], spec["seed"]) / "model.zip", level.get("wrapper", {}))
         for level in spec["hierarchy"]
     ]
     extra_wrapper = get_wrapper_class({"env_wrapper": spec["env_wrapper"]}) if spec["env_wrapper"] else None
@@ -352,7 +363,7 @@ def make_model(spec: dict[str, Any], output: Path, monitor_dir: Path | None) -> 
     env = make_env(spec, output, spec["seed"], monitor_dir)
     model = ALGOS[spec["algo"]](spec["policy"], env, seed=spec["seed"], device="cpu", verbose=0, **spec["hyperparams"])
     if spec["init_from"] is not None:
-        load_widened(model, output / "pretrained" / slug(spec["init_from"]) / f"seed_{spec['seed']}" / "model.zip")
+        load_widened(model, output / pretrained_folder(spec["init_from"], spec["seed"]) / "model.zip")
     return model
 
 
@@ -444,19 +455,13 @@ def run_status(folder: Path, spec: dict[str, Any], recorded: bool = False) -> st
     return "recorded" if recorded else "pending"
 
 
-def levels_used(config: dict[str, Any], run: dict[str, Any]) -> set[str]:
-    """The pretrained levels a method, level or spec builds on (``hierarchy`` and ``init_from``), recursively."""
-    names = {level["level"] for level in run.get("hierarchy", [])} | ({run["init_from"]} if run.get("init_from") else set())
-    return names.union(*(levels_used(config, config["pretrained"][name]) for name in names))
-
-
 def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]) -> set[Path]:
     """
     The recorded runs that need no training in ``output``: every recorded grid run, and every
     recorded pretrained level that no grid run still to train builds on (those need its model).
     """
     needed = {
-        Path("pretrained") / slug(name) / f"seed_{spec['seed']}"
+        pretrained_folder(name, spec["seed"])
         for folder, spec in grid_specs(config)
         if run_status(output / folder, spec, folder in recorded) in ("pending", "interrupted")
         for name in levels_used(config, spec)
@@ -465,12 +470,12 @@ def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]
 
 
 def run_all(
-    runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None], recorded: set[Path]
+    runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None], skipped: set[Path]
 ) -> list[str]:
-    """Run every run that is neither done nor in ``recorded`` (runs to skip); return the labels of the runs that failed."""
+    """Run every run that is neither done nor in ``skipped`` (recorded runs); return the labels of the runs that failed."""
     todo = []
     for folder, spec in runs:
-        status = run_status(output / folder, spec, folder in recorded)
+        status = run_status(output / folder, spec, folder in skipped)
         if status in ("done", "recorded"):
             log(f"skip ({status}): {spec['label']}")
             continue
@@ -521,14 +526,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # Runs recorded in results/<name>/ count wherever they ran: a fresh output folder trains only
     # what the record lacks (and the pretrained levels those runs build on).
-    recorded = skippable_recorded(part, output, recorded_folders(args.results.parent / "results" / slug(config["name"]), part))
+    skipped = skippable_recorded(part, output, recorded_folders(args.results.parent / "results" / slug(config["name"]), part))
 
     def log(message: str) -> None:
         print(f"[benchmarks {datetime.now():%H:%M:%S}] {message}", flush=True)
 
     if args.list:
         for folder, spec in (run for phase in phases for run in phase):
-            status = run_status(output / folder, spec, folder in recorded)
+            status = run_status(output / folder, spec, folder in skipped)
             log(
                 f"{status:>11}: {spec['label']} ({spec['algo']} {spec['policy']}, {spec['budget']} steps) -> {output / folder}"
             )
@@ -540,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
     (output / "command.txt").write_text("\n".join([*commands, command] if command not in commands else commands) + "\n")
     for phase in phases:  # pretrained levels first: the grid's runs read them
-        failed = run_all(phase, output, args.workers, log, recorded)
+        failed = run_all(phase, output, args.workers, log, skipped)
         if failed:
             sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}. Rerun the same command to retry them.")
 
