@@ -215,6 +215,9 @@ def test_two_workers_share_one_postgresql_study(postgresql: str, tmp_path: Path)
     tune = _tune_on(postgresql, "postgres", small_config(tmp_path, "sac"), max_total_trials=4)
     workers = [start(*tune, "--seed", str(seed), cwd=tmp_path) for seed in (1, 2)]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        if worker.returncode != 0:  # in full under "Captured stdout call": pytest cuts the assertion message
+            print(f"worker exited {worker.returncode}:\n{output}")
     assert [worker.returncode for worker in workers] == [0, 0], outputs
 
     study = optuna.load_study(study_name="postgres", storage=postgresql)
