@@ -2,6 +2,7 @@
 
 import contextlib
 import glob
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -24,7 +26,7 @@ from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
 from sb3_lsp import LSPPolicy, TQCLSPPolicy
-from sb3_lsp.zoo import flow_kwargs
+from sb3_lsp.zoo import flow_kwargs, make_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 # Few steps, and learning only over the last ones: a trial or run is seconds, not minutes
@@ -201,6 +203,37 @@ def postgresql() -> Iterator[str]:
     finally:
         subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], check=False)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _open_storage(url: str, ready: multiprocessing.synchronize.Barrier, errors: multiprocessing.Queue) -> None:
+    ready.wait()
+    try:
+        make_storage(url)
+        errors.put("")
+    except Exception as error:
+        errors.put(f"{type(error).__name__}: {error}")
+
+
+def test_workers_started_together_on_a_new_database_all_open_it(postgresql: str) -> None:
+    # The first workers on an empty database all create Optuna's tables: a dozen started together
+    # lost that race (IntegrityError, DuplicateTable) in most runs of these 8 rounds before make_storage took turns
+    server = sqlalchemy.create_engine(postgresql, isolation_level="AUTOCOMMIT")
+    fork = multiprocessing.get_context("fork")
+    n_workers = 12
+    for round_ in range(8):
+        with server.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE new_{round_}"))
+        url = postgresql.rsplit("/", 1)[0] + f"/new_{round_}"
+        ready, errors = fork.Barrier(n_workers), fork.Queue()
+        workers = [fork.Process(target=_open_storage, args=(url, ready, errors)) for _ in range(n_workers)]
+        for worker in workers:
+            worker.start()
+        outcomes = [errors.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+        assert [outcome for outcome in outcomes if outcome] == [], f"round {round_}"
+        assert optuna.get_all_study_names(make_storage(url)) == []
+    server.dispose()
 
 
 def _tune_on(url: str, study_name: str, conf: Path, max_total_trials: int) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ rl_zoo3's own, unchanged. Importing this module installs it; inside ``python -m 
   (:func:`sample_wrapper_params`).
 """
 
+import contextlib
 import copy
 import os
 import pickle
@@ -25,7 +26,7 @@ import time
 import traceback
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from pprint import pprint
@@ -34,6 +35,7 @@ from typing import Any
 import optuna
 import rl_zoo3.exp_manager
 import rl_zoo3.train
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
@@ -68,6 +70,8 @@ MAX_CONSECUTIVE_FAILURES = 3
 #: Environment variable with the heartbeat interval (seconds) of database storages.
 HEARTBEAT_INTERVAL_VARIABLE = "SB3_LSP_HEARTBEAT_INTERVAL"
 DEFAULT_HEARTBEAT_INTERVAL = 60
+#: PostgreSQL advisory lock (any fixed 64-bit number) that workers opening one database take in turn.
+SCHEMA_LOCK_KEY = 0x5B3_15B
 
 # The YAML entry of the trial being sampled: rl_zoo3 calls a sampler with (trial, n_actions,
 # n_envs, additional_args) only, and LSPExperimentManager.objective sets this around that call.
@@ -288,15 +292,39 @@ def make_storage(storage: str | None) -> optuna.storages.BaseStorage | None:
     try:
         return _open_database(storage, int(interval))
     except sqlalchemy.exc.IntegrityError:
-        # Workers started together on a new database race to create Optuna's tables: the loser
-        # finds them there on a second try
+        # Outside PostgreSQL (see _schema_lock) workers started together on a new database race
+        # to create Optuna's tables: the loser finds them there on a second try
         time.sleep(1.0)
         return _open_database(storage, int(interval))
 
 
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """
+    On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables.
+
+    Workers started together on a new database otherwise all run ``CREATE TYPE``/``CREATE TABLE``
+    at once (optuna#1092): a dozen workers lost that race several times in a hundred, with an
+    ``IntegrityError`` or a ``ProgrammingError`` (``DuplicateTable``) at any point of the schema.
+    """
+    engine = sqlalchemy.create_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
 def _open_database(url: str, heartbeat_interval: int) -> RDBStorage:
     try:
-        with warnings.catch_warnings():
+        with _schema_lock(url), warnings.catch_warnings():
             # The heartbeat has been "experimental" since Optuna 2.9; it is what makes workers replaceable.
             warnings.simplefilter("ignore", ExperimentalWarning)
             return RDBStorage(
