@@ -259,6 +259,9 @@ def test_two_workers_share_one_postgresql_study(postgresql: str, tmp_path: Path)
     assert all(t.user_attrs["fail_reason"].startswith("surplus") for t in study.trials if t not in counted)
     assert len({t.user_attrs["worker"] for t in counted}) == 2
     assert all({"n_coupling_layers", "coupling_hidden", "embedding_size", "embedding_dim"} <= set(t.params) for t in counted)
+    # Each worker wrote its own report, though both ended at about the same time in one log folder
+    reports = sorted((tmp_path / "logs" / "sac").glob("report_Pendulum-v1_*.csv"))
+    assert {report.stem.rsplit("_", 1)[1] for report in reports} == {str(worker.pid) for worker in workers}
 
 
 def test_a_killed_worker_leaves_the_study_usable(postgresql: str, tmp_path: Path) -> None:

@@ -544,8 +544,11 @@ class LSPExperimentManager(ExperimentManager):
         else:
             print("No trial completed.")
 
+        # rl_zoo3's name, plus the process id: workers of one study that share a log folder end
+        # together (the last waits for the others' trials), often within the same second
         report_name = (
-            f"report_{self.env_name}_{self.n_trials}-trials-{self.n_timesteps}-{self.sampler}-{self.pruner}_{int(time.time())}"
+            f"report_{self.env_name}_{self.n_trials}-trials-{self.n_timesteps}-{self.sampler}-{self.pruner}"
+            f"_{int(time.time())}_{os.getpid()}"
         )
         log_path = os.path.join(self.log_folder, self.algo, report_name)
         if self.verbose:
