@@ -299,7 +299,7 @@ def write_results(output: Path, results: Path) -> None:
         f"- **Not run yet** ({sum(map(len, missing.values()))} of {len(grid_specs(config))} runs; "
         "rerun with `--envs`/`--seeds` to add them): "
         + "; ".join(f"{method} on {env}, seeds {seeds}" for (method, env), seeds in missing.items())
-        + "."
+        + ".\n"
         if missing
         else ""
     )
@@ -315,7 +315,6 @@ def write_results(output: Path, results: Path) -> None:
 {chr(10).join(f"- {line}" for line in machine_summary(records))}
 - Every evaluation of every run: [{csv_link}]({csv_link}); one record per run (timing, machine): `runs.csv` beside it.
 {not_run}
-
 Final evaluation of each seed, summarised over seeds (std: sample std over seeds). Steps/s
 include the periodic evaluations and whatever else ran on the machine at the time.
 
