@@ -3,6 +3,8 @@
 import contextlib
 import glob
 import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import pickle
 import shutil
@@ -205,7 +207,7 @@ def postgresql() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _open_storage(url: str, ready: multiprocessing.synchronize.Barrier, errors: multiprocessing.Queue) -> None:
+def _open_storage(url: str, ready: multiprocessing.synchronize.Barrier, errors: multiprocessing.queues.Queue) -> None:
     ready.wait()
     try:
         make_storage(url)
