@@ -44,9 +44,11 @@ Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by 
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
 ``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
 written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
-and the run starts again. Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/. The grid
-runs seed by seed, every method of an env side by side, so a grid stopped halfway (or run in parts
-with ``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
+and the run starts again. Stopping the harness (Ctrl-C, or ``kill`` of its process) stops its runs
+with it, so none keeps writing into a folder that the next invocation restarts. Pretrained levels
+live in OUTPUT/pretrained/<name>/seed_<s>/. The grid runs seed by seed, every method of an env
+side by side, so a grid stopped halfway (or run in parts with ``--envs``/``--seeds``) leaves
+paired comparisons; RESULTS.md lists the runs still missing.
 Results add up across output folders: benchmarks/results/<name>/ records every finished run
 (``runs.csv``, ``aggregate.csv``), and aggregation keeps recorded runs whose spec is unchanged.
 The harness skips those recorded runs as well (``--list`` shows them as ``recorded``): a fresh
@@ -61,6 +63,7 @@ the final ``info`` of each evaluation episode gives ``is_success`` and ``distanc
 import argparse
 import copy
 import csv
+import ctypes
 import json
 import multiprocessing
 import os
@@ -68,6 +71,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -469,6 +473,21 @@ def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]
     return recorded - needed
 
 
+def end_with_parent(parent_pid: int) -> None:
+    """
+    Pool initializer: the run process gets SIGTERM when the harness dies, however it dies. Ctrl-C
+    reaches the whole process group, but a ``kill`` of the harness alone left its runs training as
+    orphans, writing into folders that the next invocation deletes and restarts.
+
+    :param parent_pid: the harness's process id
+    """
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the harness died before prctl took effect
+        os._exit(1)
+
+
 def run_all(
     runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None], skipped: set[Path]
 ) -> list[str]:
@@ -488,7 +507,12 @@ def run_all(
 
     failed = []
     # spawn: fresh interpreters, no torch state or threads inherited from the parent.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=end_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {pool.submit(train_run, spec, output / folder, output, workers): spec for folder, spec in todo}
         for spec in futures.values():
             log(f"queued: {spec['label']} ({spec['budget']} steps)")

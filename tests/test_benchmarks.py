@@ -1,9 +1,12 @@
 """The benchmark harness (benchmarks/run.py, benchmarks/aggregate.py) on tiny grids, as a user runs it."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -240,6 +243,67 @@ def test_a_record_without_runs_csv_is_not_overwritten(tmp_path: Path) -> None:
     fake_runs(tmp_path / "third", config, "python -m benchmarks.run fake.yml", {0: 40.0, 1: 50.0})
     write_results(tmp_path / "third", results)
     assert pd.read_csv(record / "aggregate.csv")["mean_return"].tolist() == [40.0, 50.0]
+
+
+def living_processes() -> dict[int, int]:
+    """Every living (not zombie) process id, with its parent's id, read from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren.
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):  # the process ended while being read
+            continue
+        if state != "Z":
+            parents[int(stat.parent.name)] = int(parent)
+    return parents
+
+
+def descendants(pid: int) -> set[int]:
+    """The process ids of every living descendant of ``pid``."""
+    parents = living_processes()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; the harness's runs end with it via prctl on Linux")
+@pytest.mark.timeout(120)
+def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
+    """A ``kill`` of the harness (SIGTERM to it alone, not its process group) ends the runs it started."""
+    config = {
+        "name": "long",
+        "title": "One long run",
+        "seeds": [0],
+        "budget": 1_000_000,
+        "eval": {"every": 500_000, "episodes": 1},
+        "shared": TINY_SHARED,
+        "envs": [{"id": "Pendulum-v1"}],
+        "methods": [{"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"}],
+    }
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--workers", "1"]
+    command += ["--output", str(tmp_path / "out"), "--results", str(tmp_path / "RESULTS.md")]
+    harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    monitor = tmp_path / "out" / "runs" / "SAC_MlpPolicy" / "Pendulum-v1" / "seed_0" / "0.monitor.csv"
+    deadline = time.monotonic() + 60
+    while not monitor.is_file():  # the run is training
+        assert harness.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    runs = descendants(harness.pid)
+    assert runs
+
+    harness.terminate()
+    harness.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while runs & living_processes().keys() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans = runs & living_processes().keys()
+    for pid in orphans:  # do not leave them training after a failure
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, "processes of the killed harness still run"
 
 
 def test_methods_cannot_override_shared_settings() -> None:
