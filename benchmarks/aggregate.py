@@ -219,22 +219,41 @@ def markdown_table(evaluations: pd.DataFrame, config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(evaluations: pd.DataFrame, env: str, methods: list[str], path: Path) -> None:
+def learning_curves(
+    evaluations: pd.DataFrame, env: str, metric: str, methods: list[str], count_pretraining: bool
+) -> dict[str, pd.DataFrame]:
+    """
+    Each method's curve of ``metric`` on ``env``: mean, std and number of seeds per step.
+
+    :param count_pretraining: index a run's evaluations by its own steps plus the steps of the
+        pretrained levels it builds on, so that methods of equal total budget end at the same x
+    :return: method -> frame indexed by step, columns ``mean``, ``std``, ``count`` (methods without runs left out)
+    """
+    data = evaluations[evaluations["env"] == env]
+    curves = {}
+    for method in methods:
+        runs = data[data["method"] == method]
+        steps = runs["step"] + runs["pretraining_steps"] if count_pretraining else runs["step"]
+        curve = runs[metric].groupby(steps.rename("step")).agg(["mean", "std", "count"])
+        if not curve.empty:
+            curves[method] = curve
+    return curves
+
+
+def plot_curves(evaluations: pd.DataFrame, env: str, methods: list[str], path: Path, count_pretraining: bool) -> None:
     """Learning curves of one environment: mean over seeds, +-1 std band, one panel per reported metric."""
     data = evaluations[evaluations["env"] == env]
     panels = [metric for metric in CURVE_METRICS if data[metric].notna().any()]
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    xlabel = "environment steps, pretrained levels' included" if count_pretraining else "environment steps"
     for axis, metric in zip(axes[0], panels, strict=True):
-        for method in methods:
-            curve = data[data["method"] == method].groupby("step")[metric].agg(["mean", "std", "count"])
-            if curve.empty:
-                continue
+        for method, curve in learning_curves(evaluations, env, metric, methods, count_pretraining).items():
             line = axis.plot(curve.index, curve["mean"], label=f"{method} ({curve['count'].max()} seeds)")[0]
             axis.fill_between(
                 curve.index, curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0), alpha=0.2,
                 color=line.get_color(),
             )  # fmt: skip
-        axis.set(xlabel="environment steps", ylabel=CURVE_METRICS[metric], title=env)
+        axis.set(xlabel=xlabel, ylabel=CURVE_METRICS[metric], title=env)
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
     figure.tight_layout()
@@ -291,7 +310,7 @@ def write_results(output: Path, results: Path) -> None:
     images = []
     for env in map(env_name, config["envs"]):
         if (evaluations["env"] == env).any():
-            plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png")
+            plot_curves(evaluations, env, methods, figures / f"{slug(env)}.png", config.get("curves_count_pretraining", False))
             images.append(f"![{env}]({(figures / f'{slug(env)}.png').relative_to(results.parent)})")
 
     missing = missing_runs(evaluations, config)

@@ -16,6 +16,8 @@ Reads top to bottom: config -> environments -> evaluation -> one run -> the grid
     seeds: [0, 1, 2]
     budget: 10000                        # environment steps per run (steps of the trained level)
     eval: {every: 2000, episodes: 10}    # deterministic evaluation every N steps and at the end
+    curves_count_pretraining: false      # optional: true plots a run at its steps plus those of the
+                                         # pretrained levels it builds on (equal-total-budget grids)
     shared:                              # hyperparameters of EVERY method (critic, batch, ...); methods
       batch_size: 128                    # cannot override them, so compared runs share them
       policy_kwargs: {net_arch: [128, 128]}

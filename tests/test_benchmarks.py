@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.aggregate import write_results
+from benchmarks.aggregate import learning_curves, write_results
 from benchmarks.run import grid_specs, load_config, make_model, make_spec, pretrained_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +186,30 @@ def test_iqm_with_five_seeds(tmp_path: Path) -> None:
     write_results(tmp_path, tmp_path / "RESULTS.md")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "IQM [95% CI]" in text and "| Pendulum-v1 | A | 5 | 100 (+ 0) | 2.0 ± 1.6 | 2.0 [" in text
+
+
+def test_curves_of_equal_total_budget_end_together(tmp_path: Path) -> None:
+    """With curves_count_pretraining a stagewise method's curve starts after its pretrained level's steps."""
+    config = FAKE_CONFIG | {
+        "seeds": [0, 1],
+        "budget": 200,
+        "curves_count_pretraining": True,
+        "pretrained": {"level0": {"env": "Pendulum-v1", "algo": "sac", "policy": "LSPPolicy", "budget": 150}},
+        "methods": [
+            {"name": "one level", "algo": "sac", "policy": "LSPPolicy"},
+            {"name": "two levels", "algo": "sac", "policy": "LSPPolicy", "budget": 50, "hierarchy": [{"level": "level0"}]},
+        ],
+    }
+    fake_runs(tmp_path, config, "python -m benchmarks.run levels.yml", {0: 10.0, 1: 30.0})
+    write_results(tmp_path, tmp_path / "RESULTS.md")
+    assert "| Pendulum-v1 | two levels | 2 | 50 (+ 150) | 20.0 ± 14.1 |" in (tmp_path / "RESULTS.md").read_text()
+    evaluations = pd.read_csv(tmp_path / "results" / "fake" / "aggregate.csv")
+
+    total = learning_curves(evaluations, "Pendulum-v1", "mean_return", ["one level", "two levels"], count_pretraining=True)
+    own = learning_curves(evaluations, "Pendulum-v1", "mean_return", ["one level", "two levels"], count_pretraining=False)
+    assert total["one level"].index.tolist() == own["one level"].index.tolist() == [200]
+    assert total["two levels"].index.tolist() == [200] and own["two levels"].index.tolist() == [50]
+    assert total["two levels"]["mean"].tolist() == [20.0] and total["two levels"]["count"].tolist() == [2]
 
 
 def test_results_accumulate_across_output_folders(tmp_path: Path) -> None:
