@@ -46,11 +46,11 @@ Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by 
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
 ``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
 written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
-and the run starts again. Stopping the harness (Ctrl-C, or ``kill`` of its process) stops its runs
-with it, so none keeps writing into a folder that the next invocation restarts. Pretrained levels
-live in OUTPUT/pretrained/<name>/seed_<s>/. The grid runs seed by seed, every method of an env
-side by side, so a grid stopped halfway (or run in parts with ``--envs``/``--seeds``) leaves
-paired comparisons; RESULTS.md lists the runs still missing.
+and the run starts again. Stopping the harness (Ctrl-C; on Linux also ``kill`` of its process) stops
+its runs with it, so none keeps writing into a folder that the next invocation restarts.
+Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/. The grid runs seed by seed, every
+method of an env side by side, so a grid stopped halfway (or run in parts with
+``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
 Results add up across output folders: benchmarks/results/<name>/ records every finished run
 (``runs.csv``, ``aggregate.csv``), and aggregation keeps recorded runs whose spec is unchanged.
 The harness skips those recorded runs as well (``--list`` shows them as ``recorded``): a fresh
@@ -477,7 +477,7 @@ def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]
 
 def end_with_parent(parent_pid: int) -> None:
     """
-    Pool initializer: the run process gets SIGTERM when the harness dies, however it dies. Ctrl-C
+    Pool initializer: on Linux the run process gets SIGTERM when the harness dies, however it dies. Ctrl-C
     reaches the whole process group, but a ``kill`` of the harness alone left its runs training as
     orphans, writing into folders that the next invocation deletes and restarts.
 
