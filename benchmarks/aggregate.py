@@ -296,11 +296,9 @@ def write_results(output: Path, results: Path) -> None:
     if evaluations.empty:
         raise FileNotFoundError(f"No finished runs under {output / 'runs'} and none recorded in {figures}.")
     recorded_commands = (figures / "commands.txt").read_text().splitlines() if (figures / "commands.txt").is_file() else []
-    commands = list(
-        dict.fromkeys(
-            line for line in [*recorded_commands, *(output / "command.txt").read_text().splitlines()] if line.strip()
-        )
-    )
+    # An output folder whose runs all came from the record (none trained here) has no command.txt.
+    new_commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
+    commands = list(dict.fromkeys(line for line in [*recorded_commands, *new_commands] if line.strip()))
     figures.mkdir(parents=True, exist_ok=True)
     evaluations.to_csv(figures / "aggregate.csv", index=False)
     records.to_csv(figures / "runs.csv", index=False)

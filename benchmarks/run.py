@@ -490,10 +490,27 @@ def end_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def record_command(output: Path, command: str) -> None:
+    """Add ``command`` to ``output/command.txt`` (once), which RESULTS.md lists as the commands that made the runs."""
+    commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
+    if command not in commands:
+        (output / "command.txt").write_text("\n".join([*commands, command]) + "\n")
+
+
 def run_all(
-    runs: list[tuple[Path, dict[str, Any]]], output: Path, workers: int, log: Callable[[str], None], skipped: set[Path]
+    runs: list[tuple[Path, dict[str, Any]]],
+    output: Path,
+    workers: int,
+    log: Callable[[str], None],
+    skipped: set[Path],
+    command: str,
 ) -> list[str]:
-    """Run every run that is neither done nor in ``skipped`` (recorded runs); return the labels of the runs that failed."""
+    """
+    Run every run that is neither done nor in ``skipped`` (recorded runs); return the labels of the runs that failed.
+
+    ``command`` (this invocation) is recorded when its first run finishes: an invocation that trained
+    nothing (stopped early, or everything was done already) is not listed in RESULTS.md.
+    """
     todo = []
     for folder, spec in runs:
         status = run_status(output / folder, spec, folder in skipped)
@@ -522,6 +539,7 @@ def run_all(
             spec = futures[future]
             try:
                 record = future.result()
+                record_command(output, command)
                 log(
                     f"done: {spec['label']}: {record['steps']} steps in {record['wall_s']} s ({record['steps_per_s']} steps/s)"
                 )
@@ -568,10 +586,8 @@ def main(argv: list[str] | None = None) -> None:
     output.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.config, output / "config.yml")  # aggregate reads the whole grid from here
     command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
-    commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
-    (output / "command.txt").write_text("\n".join([*commands, command] if command not in commands else commands) + "\n")
     for phase in phases:  # pretrained levels first: the grid's runs read them
-        failed = run_all(phase, output, args.workers, log, skipped)
+        failed = run_all(phase, output, args.workers, log, skipped, command)
         if failed:
             sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}. Rerun the same command to retry them.")
 

@@ -98,7 +98,10 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     log, _, _ = run_harness(config, tmp_path, "--output", str(tmp_path / "fresh"))
     assert log.count("skip (recorded)") == 4 and "done: " not in log
     assert not (tmp_path / "fresh" / "runs").exists()
-    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 600 (+ 0) |" in results.read_text()
+    text = results.read_text()
+    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 600 (+ 0) |" in text
+    # The commands listed are those that made runs: not the fresh folder's, which trained nothing.
+    assert "fresh" not in text and "--seeds 1" in text
 
 
 @pytest.mark.timeout(240)
