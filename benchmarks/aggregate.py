@@ -29,7 +29,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import env_name, grid_specs, levels_named, load_config, pretrained_specs, run_status, slug
+from benchmarks.run import commands_in, env_name, grid_specs, levels_named, load_config, pretrained_specs, run_status, slug
 
 matplotlib.use("Agg")  # headless: PNG files only
 import matplotlib.pyplot as plt
@@ -295,10 +295,9 @@ def write_results(output: Path, results: Path) -> None:
     evaluations, records = with_recorded(*collect(output, config), figures, config)
     if evaluations.empty:
         raise FileNotFoundError(f"No finished runs under {output / 'runs'} and none recorded in {figures}.")
-    recorded_commands = (figures / "commands.txt").read_text().splitlines() if (figures / "commands.txt").is_file() else []
     # An output folder whose runs all came from the record (none trained here) has no command.txt.
-    new_commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
-    commands = list(dict.fromkeys(line for line in [*recorded_commands, *new_commands] if line.strip()))
+    commands_here = commands_in(output / "command.txt")
+    commands = list(dict.fromkeys(line for line in [*commands_in(figures / "commands.txt"), *commands_here] if line.strip()))
     figures.mkdir(parents=True, exist_ok=True)
     evaluations.to_csv(figures / "aggregate.csv", index=False)
     records.to_csv(figures / "runs.csv", index=False)

@@ -490,9 +490,14 @@ def end_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def commands_in(path: Path) -> list[str]:
+    """The commands listed in ``path`` (a ``command.txt`` / ``commands.txt``, one per line); none if it does not exist."""
+    return path.read_text().splitlines() if path.is_file() else []
+
+
 def record_command(output: Path, command: str) -> None:
     """Add ``command`` to ``output/command.txt`` (once), which RESULTS.md lists as the commands that made the runs."""
-    commands = (output / "command.txt").read_text().splitlines() if (output / "command.txt").is_file() else []
+    commands = commands_in(output / "command.txt")
     if command not in commands:
         (output / "command.txt").write_text("\n".join([*commands, command]) + "\n")
 
