@@ -354,7 +354,7 @@ def load_widened(model: BaseAlgorithm, pretrained_zip: Path) -> None:
     target = model.policy.state_dict()
     for key, old in params["policy"].items():
         new = target[key]
-        if old.shape != new.shape:
+        if isinstance(old, th.Tensor) and old.shape != new.shape:  # not the actor's flow settings
             extra = new.shape[-1] - old.shape[-1]
             if old.dim() != 2 or old.shape[0] != new.shape[0] or extra <= 0:
                 raise ValueError(f"Cannot initialise {key} of shape {tuple(new.shape)} from shape {tuple(old.shape)}.")

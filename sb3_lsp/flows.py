@@ -8,9 +8,48 @@ dimension, ``C`` the size of the observation embedding that conditions the flow.
 import math
 
 import torch as th
-from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
 from torch.nn import functional as F
+
+#: SB3's bounds on a Gaussian actor's log-std (stable_baselines3.sac.policies LOG_STD_MIN/MAX).
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden_sizes: list[int],
+    activation_fn: type[nn.Module],
+    layer_norm: bool = False,
+    output_activation: bool = False,
+    zero_last: bool = False,
+) -> nn.Sequential:
+    """
+    ``Linear -> [LayerNorm] -> activation`` per hidden layer, then a last ``Linear``.
+
+    Without the options the layer indices are those of SB3's ``create_mlp`` (``0, 2, 4, ...`` for
+    the Linear layers), so state dicts saved by release 0.1.0 keep their keys.
+
+    :param in_dim: Input size.
+    :param out_dim: Output size.
+    :param hidden_sizes: Hidden layer sizes.
+    :param activation_fn: Activation after every hidden layer.
+    :param layer_norm: Put a ``LayerNorm`` between each hidden Linear layer and its activation.
+    :param output_activation: Apply ``activation_fn`` to the output as well.
+    :param zero_last: Initialise the last Linear layer's weight and bias to zero (output 0).
+    """
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_dim, size), *([nn.LayerNorm(size)] if layer_norm else []), activation_fn()]
+        in_dim = size
+    last = nn.Linear(in_dim, out_dim)
+    if zero_last:
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    layers.append(last)
+    if output_activation:
+        layers.append(activation_fn())
+    return nn.Sequential(*layers)
 
 
 class AffineCoupling(nn.Module):
@@ -18,9 +57,11 @@ class AffineCoupling(nn.Module):
     One affine coupling layer ``y_T = x_T * exp(s) + t``, ``y_C = x_C``.
 
     ``x_T`` is one contiguous half of the vector (the transformed part) and ``x_C`` the other
-    half (the conditioning part). ``s`` and ``t`` are separate MLPs of ``[x_C, context]``.
+    half (the conditioning part). ``s`` and ``t`` are MLPs of ``[x_C, context]``: two separate
+    networks, or with ``fused`` one network whose output is ``[s, t]`` (half the ops).
     The log-scale is softly bounded, ``s = bound * tanh(s_raw / bound)``, so ``exp(s)`` can
-    never overflow while staying close to ``s_raw`` for small values.
+    never overflow while staying close to ``s_raw`` for small values. With ``zero_init`` the
+    last layer of the ``s`` and ``t`` networks starts at zero: the layer starts as the identity.
 
     With ``dim == 1`` the conditioning part is empty: the layer is then an affine map of the
     single coordinate whose scale and shift depend on the observation only.
@@ -32,6 +73,10 @@ class AffineCoupling(nn.Module):
     :param split: Index where the vector is cut into its two halves (``0 < split <= D``).
     :param hidden_sizes: Hidden layer sizes of the ``s`` and ``t`` networks.
     :param log_scale_bound: Soft bound ``|s| < bound`` on the log-scale.
+    :param activation_fn: Hidden activation of the ``s`` and ``t`` networks (tanh in the authors' code).
+    :param layer_norm: LayerNorm after every hidden layer of the ``s`` and ``t`` networks.
+    :param zero_init: Start as the identity (last layers initialised to zero).
+    :param fused: One network emits both ``s`` and ``t``.
     """
 
     def __init__(
@@ -42,17 +87,27 @@ class AffineCoupling(nn.Module):
         split: int,
         hidden_sizes: list[int],
         log_scale_bound: float,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        layer_norm: bool = False,
+        zero_init: bool = False,
+        fused: bool = False,
     ) -> None:
         super().__init__()
         self.split = split
         self.transform_first = transform_first
         self.log_scale_bound = log_scale_bound
-        n_transformed = split if transform_first else dim - split
-        n_conditioning = dim - n_transformed
-        in_dim = n_conditioning + context_dim
-        # tanh hidden units, as in the authors' code; the paper's default is one hidden layer
-        self.scale_net = nn.Sequential(*create_mlp(in_dim, n_transformed, hidden_sizes, nn.Tanh))
-        self.shift_net = nn.Sequential(*create_mlp(in_dim, n_transformed, hidden_sizes, nn.Tanh))
+        self.fused = fused
+        self.n_transformed = split if transform_first else dim - split
+        in_dim = dim - self.n_transformed + context_dim
+
+        def net(out_dim: int) -> nn.Sequential:
+            return mlp(in_dim, out_dim, hidden_sizes, activation_fn, layer_norm, zero_last=zero_init)
+
+        if fused:
+            self.scale_shift_net = net(2 * self.n_transformed)
+        else:
+            self.scale_net = net(self.n_transformed)
+            self.shift_net = net(self.n_transformed)
 
     def _halves(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         first, second = x[..., : self.split], x[..., self.split :]
@@ -64,9 +119,12 @@ class AffineCoupling(nn.Module):
 
     def _scale_shift(self, conditioning: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         net_input = th.cat((conditioning, context), dim=-1)
+        if self.fused:
+            raw_log_scale, shift = self.scale_shift_net(net_input).split(self.n_transformed, dim=-1)
+        else:
+            raw_log_scale, shift = self.scale_net(net_input), self.shift_net(net_input)
         bound = self.log_scale_bound
-        log_scale = bound * th.tanh(self.scale_net(net_input) / bound)
-        return log_scale, self.shift_net(net_input)
+        return bound * th.tanh(raw_log_scale / bound), shift
 
     def forward(self, x: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -91,6 +149,51 @@ class AffineCoupling(nn.Module):
         return x, -log_scale.sum(dim=-1)
 
 
+class ConditionalGaussian(nn.Module):
+    """
+    State-conditioned element-wise affine layer ``y = mu(c) + exp(log_sigma(c)) * x``.
+
+    ``mu`` and ``log_sigma`` are one Linear map of the embedding, and ``log_sigma`` is clamped to
+    ``[LOG_STD_MIN, LOG_STD_MAX]`` as SB3 clamps a Gaussian actor's ``log_std``. As the first
+    layer of a flow over ``h ~ N(0, I)`` it makes ``y`` exactly SB3's diagonal Gaussian with that
+    mean and std; identity-started coupling layers after it can only add to that distribution.
+
+    :param dim: Dimension ``D`` of the vector.
+    :param context_dim: Dimension ``C`` of the observation embedding.
+    """
+
+    def __init__(self, dim: int, context_dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mean_log_std = nn.Linear(context_dim, 2 * dim)
+
+    def mean_and_log_std(self, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``mu`` and the clamped ``log_sigma``, each of shape ``(B, D)``.
+        """
+        mean, log_std = self.mean_log_std(context).split(self.dim, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, x: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param x: Input, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``y`` of shape ``(B, D)`` and ``log|det dy/dx|`` of shape ``(B,)``.
+        """
+        mean, log_std = self.mean_and_log_std(context)
+        return mean + th.exp(log_std) * x, log_std.sum(dim=-1)
+
+    def inverse(self, y: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param y: Output of :meth:`forward`, shape ``(B, D)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``x`` of shape ``(B, D)`` and ``log|det dx/dy|`` of shape ``(B,)``.
+        """
+        mean, log_std = self.mean_and_log_std(context)
+        return (y - mean) * th.exp(-log_std), -log_std.sum(dim=-1)
+
+
 class ConditionalRealNVP(nn.Module):
     """
     Real-NVP bijection ``u = f(h; context)`` from K affine coupling layers.
@@ -101,11 +204,19 @@ class ConditionalRealNVP(nn.Module):
     with nothing to transform; there, every layer transforms the single coordinate with a
     scale and shift computed from the observation embedding alone.
 
+    With ``gaussian_base`` a :class:`ConditionalGaussian` layer comes first (``layers[0]``),
+    then the K coupling layers.
+
     :param dim: Dimension ``D`` of ``h`` and ``u``.
     :param context_dim: Dimension ``C`` of the observation embedding.
     :param n_layers: Number of coupling layers ``K``.
     :param hidden_sizes: Hidden layer sizes of each ``s`` and ``t`` network.
     :param log_scale_bound: Soft bound on each layer's log-scale.
+    :param activation_fn: Hidden activation of the ``s`` and ``t`` networks.
+    :param layer_norm: LayerNorm in the ``s`` and ``t`` networks.
+    :param zero_init: Coupling layers start as the identity.
+    :param fused: One network per coupling layer emits both ``s`` and ``t``.
+    :param gaussian_base: Start with a state-conditioned element-wise affine (Gaussian) layer.
     """
 
     def __init__(
@@ -115,10 +226,15 @@ class ConditionalRealNVP(nn.Module):
         n_layers: int,
         hidden_sizes: list[int],
         log_scale_bound: float,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        layer_norm: bool = False,
+        zero_init: bool = False,
+        fused: bool = False,
+        gaussian_base: bool = False,
     ) -> None:
         super().__init__()
         split = max(dim // 2, 1)
-        self.layers = nn.ModuleList(
+        couplings = [
             AffineCoupling(
                 dim,
                 context_dim,
@@ -126,9 +242,14 @@ class ConditionalRealNVP(nn.Module):
                 split=split,
                 hidden_sizes=hidden_sizes,
                 log_scale_bound=log_scale_bound,
+                activation_fn=activation_fn,
+                layer_norm=layer_norm,
+                zero_init=zero_init,
+                fused=fused,
             )
             for k in range(n_layers)
-        )
+        ]
+        self.layers = nn.ModuleList(([ConditionalGaussian(dim, context_dim)] if gaussian_base else []) + couplings)
 
     def forward(self, h: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """

@@ -1,23 +1,64 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
+import math
+import numbers
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from sb3_lsp.flows import ConditionalRealNVP, TanhBijector, standard_normal_log_prob
+from sb3_lsp.flows import ConditionalRealNVP, TanhBijector, mlp, standard_normal_log_prob
 
 #: Paper appendix A: 128-128 ReLU observation embedding.
 DEFAULT_EMBEDDING_NET_ARCH = (128, 128)
 #: Soft bound on each coupling layer's log-scale: exp(+-5) spans 0.0067 to 148 per layer.
 DEFAULT_LOG_SCALE_BOUND = 5.0
+
+#: The flow's ``policy_kwargs`` switches and their defaults. ``False`` everywhere is the flow of
+#: release 0.1.0 (the paper's appendix text); a model saved by that release loads with these.
+FLOW_SWITCHES: dict[str, bool] = {
+    "identity_init": False,
+    "gaussian_base": False,
+    "embedding_layer_norm": False,
+    "embedding_output_activation": False,
+    "coupling_layer_norm": False,
+    "fused_coupling": False,
+}
+#: Every flow ``policy_kwargs`` key (the switches, the sizes and the s/t activation).
+FLOW_KWARG_NAMES = (
+    "n_coupling_layers",
+    "coupling_net_arch",
+    "coupling_activation_fn",
+    "embedding_net_arch",
+    "embedding_dim",
+    "log_scale_bound",
+    *FLOW_SWITCHES,
+)
+
+
+def release_0_1_0_flow_kwargs(action_dim: int) -> dict[str, Any]:
+    """The flow of release 0.1.0 (the paper's appendix A text), for an action space of ``action_dim``."""
+    return dict(
+        n_coupling_layers=2,
+        coupling_net_arch=[action_dim],
+        coupling_activation_fn=nn.Tanh,
+        embedding_net_arch=list(DEFAULT_EMBEDDING_NET_ARCH),
+        embedding_dim=2 * action_dim,
+        log_scale_bound=DEFAULT_LOG_SCALE_BOUND,
+        **FLOW_SWITCHES,
+    )
+
+
+#: The default flow of this release: a function of the action dimension.
+default_flow_kwargs = release_0_1_0_flow_kwargs
 
 
 class LSPActor(BasePolicy):
@@ -27,6 +68,9 @@ class LSPActor(BasePolicy):
     The observation is embedded once per call by an MLP; the embedding conditions every
     coupling layer. The log-likelihood of an action is exact:
     ``log pi(a|s) = log N(h) - log|det df/dh| - log|det dtanh/du|``.
+
+    The flow's settings travel with its weights (the module's extra state), so a state dict
+    loaded into an actor built with other settings rebuilds the actor with the saved ones first.
 
     :param observation_space: Observation space.
     :param action_space: Action space (a ``Box``).
@@ -39,6 +83,13 @@ class LSPActor(BasePolicy):
     :param log_scale_bound: Soft bound on each coupling layer's log-scale.
     :param activation_fn: Activation of the observation embedding MLP.
     :param normalize_images: Whether to divide image observations by 255.
+    :param coupling_activation_fn: Hidden activation of the ``s`` and ``t`` networks.
+    :param identity_init: Coupling layers start as the identity (last layers zero).
+    :param gaussian_base: A state-conditioned Gaussian layer ``mu(s) + sigma(s) * h`` comes first.
+    :param embedding_layer_norm: LayerNorm after each hidden layer of the embedding.
+    :param embedding_output_activation: Apply ``activation_fn`` to the embedding's output too.
+    :param coupling_layer_norm: LayerNorm after each hidden layer of the ``s`` and ``t`` networks.
+    :param fused_coupling: One network per coupling layer emits both ``s`` and ``t``.
     """
 
     action_space: spaces.Box
@@ -56,6 +107,13 @@ class LSPActor(BasePolicy):
         log_scale_bound: float,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
+        coupling_activation_fn: type[nn.Module] = nn.Tanh,
+        identity_init: bool = False,
+        gaussian_base: bool = False,
+        embedding_layer_norm: bool = False,
+        embedding_output_activation: bool = False,
+        coupling_layer_norm: bool = False,
+        fused_coupling: bool = False,
     ) -> None:
         super().__init__(
             observation_space,
@@ -65,28 +123,79 @@ class LSPActor(BasePolicy):
             squash_output=True,
         )
         self.features_dim = features_dim
-        self.n_coupling_layers = n_coupling_layers
-        self.coupling_net_arch = coupling_net_arch
-        self.embedding_net_arch = embedding_net_arch
-        self.embedding_dim = embedding_dim
-        self.log_scale_bound = log_scale_bound
         self.activation_fn = activation_fn
-
         self.action_dim = get_action_dim(action_space)
-        self.embedding = nn.Sequential(*create_mlp(features_dim, embedding_dim, embedding_net_arch, activation_fn))
-        self.flow = ConditionalRealNVP(self.action_dim, embedding_dim, n_coupling_layers, coupling_net_arch, log_scale_bound)
+        self._build_flow(
+            dict(
+                n_coupling_layers=n_coupling_layers,
+                coupling_net_arch=coupling_net_arch,
+                coupling_activation_fn=coupling_activation_fn,
+                embedding_net_arch=embedding_net_arch,
+                embedding_dim=embedding_dim,
+                log_scale_bound=log_scale_bound,
+                identity_init=identity_init,
+                gaussian_base=gaussian_base,
+                embedding_layer_norm=embedding_layer_norm,
+                embedding_output_activation=embedding_output_activation,
+                coupling_layer_norm=coupling_layer_norm,
+                fused_coupling=fused_coupling,
+            )
+        )
+
+    def _build_flow(self, flow_kwargs: dict[str, Any]) -> None:
+        """(Re)build the embedding and the flow; every flow setting becomes an attribute."""
+        for name, value in flow_kwargs.items():
+            setattr(self, name, value)
+        self.embedding = mlp(
+            self.features_dim,
+            self.embedding_dim,
+            self.embedding_net_arch,
+            self.activation_fn,
+            layer_norm=self.embedding_layer_norm,
+            output_activation=self.embedding_output_activation,
+        )
+        self.flow = ConditionalRealNVP(
+            self.action_dim,
+            self.embedding_dim,
+            self.n_coupling_layers,
+            self.coupling_net_arch,
+            self.log_scale_bound,
+            activation_fn=self.coupling_activation_fn,
+            layer_norm=self.coupling_layer_norm,
+            zero_init=self.identity_init,
+            fused=self.fused_coupling,
+            gaussian_base=self.gaussian_base,
+        )
+
+    def flow_kwargs(self) -> dict[str, Any]:
+        """The flow's settings (the ``policy_kwargs`` that rebuild this actor)."""
+        return {name: getattr(self, name) for name in FLOW_KWARG_NAMES}
+
+    def get_extra_state(self) -> dict[str, Any]:
+        # Plain values only: SB3 loads parameters with th.load(weights_only=True).
+        state = self.flow_kwargs()
+        state["coupling_activation_fn"] = state["coupling_activation_fn"].__name__
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        saved = {**state, "coupling_activation_fn": getattr(nn, state["coupling_activation_fn"])}
+        if saved == self.flow_kwargs():
+            return
+        # Weights of another flow (such as a release 0.1.0 model under newer defaults): rebuild in
+        # place, before torch loads the children, so the actor object and SB3's aliases stay valid.
+        device = self.device
+        self._build_flow(saved)
+        self.to(device)
+        if hasattr(self, "optimizer"):
+            self.optimizer = type(self.optimizer)(self.parameters(), **self.optimizer.defaults)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
             features_extractor=self.features_extractor,
             features_dim=self.features_dim,
-            n_coupling_layers=self.n_coupling_layers,
-            coupling_net_arch=self.coupling_net_arch,
-            embedding_net_arch=self.embedding_net_arch,
-            embedding_dim=self.embedding_dim,
-            log_scale_bound=self.log_scale_bound,
             activation_fn=self.activation_fn,
+            **self.flow_kwargs(),
         )
         return data
 
@@ -168,42 +277,40 @@ class LSPActor(BasePolicy):
         return self(observation, deterministic)
 
 
-def _flow_kwargs(
-    action_space: spaces.Space,
-    n_coupling_layers: int,
-    coupling_net_arch: list[int] | None,
-    embedding_net_arch: list[int] | None,
-    embedding_dim: int | None,
-    log_scale_bound: float,
-) -> dict[str, Any]:
-    """Validate the flow's policy_kwargs and fill in the paper's defaults (appendix A)."""
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> dict[str, Any]:
+    """Validate the flow ``policy_kwargs`` the user gave and fill in this release's defaults."""
     if not isinstance(action_space, spaces.Box):
         raise ValueError(
             f"LSPPolicy needs a continuous Box action space, got {action_space}. "
             "The flow actor maps a Gaussian latent onto a box; use a Box action space "
             "(or a discrete-action algorithm such as DQN/PPO for discrete actions)."
         )
-    action_dim = get_action_dim(action_space)
-    coupling_net_arch = [action_dim] if coupling_net_arch is None else list(coupling_net_arch)
-    embedding_net_arch = list(DEFAULT_EMBEDDING_NET_ARCH) if embedding_net_arch is None else list(embedding_net_arch)
-    embedding_dim = 2 * action_dim if embedding_dim is None else embedding_dim
-
-    if not isinstance(n_coupling_layers, int) or n_coupling_layers < 1:
-        raise ValueError(f"n_coupling_layers must be an integer >= 1, got {n_coupling_layers!r}.")
-    for name, sizes in (("coupling_net_arch", coupling_net_arch), ("embedding_net_arch", embedding_net_arch)):
-        if not all(isinstance(size, int) and size > 0 for size in sizes):
+    kwargs = {**default_flow_kwargs(get_action_dim(action_space)), **given}
+    kwargs["n_coupling_layers"] = _positive_int("n_coupling_layers", kwargs["n_coupling_layers"])
+    kwargs["embedding_dim"] = _positive_int("embedding_dim", kwargs["embedding_dim"])
+    for name in ("coupling_net_arch", "embedding_net_arch"):
+        sizes = kwargs[name]
+        if not isinstance(sizes, (list, tuple)):
             raise ValueError(f"{name} must be a list of positive integers (hidden layer sizes), got {sizes!r}.")
-    if not isinstance(embedding_dim, int) or embedding_dim < 1:
-        raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}.")
-    if not log_scale_bound > 0:
-        raise ValueError(f"log_scale_bound must be a positive number, got {log_scale_bound!r}.")
-    return dict(
-        n_coupling_layers=n_coupling_layers,
-        coupling_net_arch=coupling_net_arch,
-        embedding_net_arch=embedding_net_arch,
-        embedding_dim=embedding_dim,
-        log_scale_bound=float(log_scale_bound),
-    )
+        kwargs[name] = [_positive_int(f"{name} entries (hidden layer sizes)", size) for size in sizes]
+    bound = kwargs["log_scale_bound"]
+    if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not 0 < bound < math.inf:
+        raise ValueError(f"log_scale_bound must be a finite positive number, got {bound!r}.")
+    kwargs["log_scale_bound"] = float(bound)
+    activation = kwargs["coupling_activation_fn"]
+    if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+        raise ValueError(f"coupling_activation_fn must be an nn.Module class such as nn.Tanh, got {activation!r}.")
+    for name in FLOW_SWITCHES:
+        if not isinstance(kwargs[name], (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}.")
+        kwargs[name] = bool(kwargs[name])
+    return kwargs
 
 
 class _LatentSpacePolicyMixin:
@@ -211,7 +318,8 @@ class _LatentSpacePolicyMixin:
     Puts an :class:`LSPActor` into an SB3 actor-critic policy (SAC's or TQC's).
 
     Takes the flow's keyword arguments, forwards everything else (critic ``net_arch``,
-    ``n_critics``, optimizer, ...) to the algorithm's own policy class unchanged.
+    ``n_critics``, optimizer, ...) to the algorithm's own policy class unchanged. A flow argument
+    left at ``None`` takes this release's default (:func:`default_flow_kwargs`).
     """
 
     flow_kwargs: dict[str, Any]
@@ -223,17 +331,25 @@ class _LatentSpacePolicyMixin:
         action_space: spaces.Space,
         lr_schedule: Any,
         *,
-        n_coupling_layers: int = 2,
+        n_coupling_layers: int | None = None,
         coupling_net_arch: list[int] | None = None,
+        coupling_activation_fn: type[nn.Module] | None = None,
         embedding_net_arch: list[int] | None = None,
         embedding_dim: int | None = None,
-        log_scale_bound: float = DEFAULT_LOG_SCALE_BOUND,
+        log_scale_bound: float | None = None,
+        identity_init: bool | None = None,
+        gaussian_base: bool | None = None,
+        embedding_layer_norm: bool | None = None,
+        embedding_output_activation: bool | None = None,
+        coupling_layer_norm: bool | None = None,
+        fused_coupling: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        given = {name: value for name, value in locals().items() if name in FLOW_KWARG_NAMES and value is not None}
         # Checked before building anything, so errors name the user's mistake, not torch's.
-        self.flow_kwargs = _flow_kwargs(
-            action_space, n_coupling_layers, coupling_net_arch, embedding_net_arch, embedding_dim, log_scale_bound
-        )
+        self.flow_kwargs = _resolve_flow_kwargs(action_space, given)
+        # What a model saved by release 0.1.0 (no flow settings in its weights) was built with.
+        self._release_0_1_0_flow_kwargs = {**release_0_1_0_flow_kwargs(get_action_dim(action_space)), **given}
         if kwargs.get("use_sde", False):
             raise ValueError(
                 "use_sde=True is not supported by LSPPolicy: gSDE perturbs the weights of a Gaussian "
@@ -248,6 +364,16 @@ class _LatentSpacePolicyMixin:
                 "net_arch=dict(qf=[...]) or a plain list sets the critic."
             )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        # Weights saved by release 0.1.0 carry no flow settings: they are that release's flow.
+        if "actor._extra_state" not in state_dict:
+            legacy = dict(self._release_0_1_0_flow_kwargs)
+            legacy["coupling_activation_fn"] = legacy["coupling_activation_fn"].__name__
+            state_dict = {**state_dict, "actor._extra_state": legacy}
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
+        self.flow_kwargs = self.actor.flow_kwargs()
+        return result
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LSPActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)  # type: ignore[attr-defined]
@@ -272,16 +398,30 @@ class LSPPolicy(_LatentSpacePolicyMixin, SACPolicy):
     SAC policy whose actor is a latent-space policy (:class:`LSPActor`).
 
     Use as ``SAC("LSPPolicy", env)`` after ``import sb3_lsp``. Defaults follow the paper's
-    appendix A; the critic is SB3's (``net_arch`` sets it, default ``[256, 256]``).
+    appendix A; the critic is SB3's (``net_arch`` sets it, default ``[256, 256]``). Every flow
+    argument left at ``None`` takes its default.
 
     :param observation_space: Observation space.
     :param action_space: Action space (a ``Box``).
     :param lr_schedule: Learning rate schedule.
     :param n_coupling_layers: Number of affine coupling layers (default 2).
     :param coupling_net_arch: Hidden sizes of each ``s``/``t`` network (default ``[|A|]``).
+    :param coupling_activation_fn: Hidden activation of the ``s``/``t`` networks (default ``nn.Tanh``).
     :param embedding_net_arch: Hidden sizes of the observation embedding (default ``[128, 128]``).
     :param embedding_dim: Size of the observation embedding (default ``2 * |A|``).
     :param log_scale_bound: Soft bound on each coupling layer's log-scale (default 5).
+    :param identity_init: Zero the last layer of every ``s``/``t`` network, so each coupling
+        layer starts as the identity (default False).
+    :param gaussian_base: Put a state-conditioned element-wise affine layer
+        ``u0 = mu(s) + sigma(s) * h`` first, ``mu`` and ``log sigma`` read from the embedding and
+        ``log sigma`` clamped to SB3's ``[-20, 2]``. With ``identity_init`` the actor starts as
+        SB3's squashed Gaussian, and the coupling layers can only add to it (default False).
+    :param embedding_layer_norm: LayerNorm after each hidden layer of the embedding (default False).
+    :param embedding_output_activation: Apply ``activation_fn`` (ReLU) to the embedding's output,
+        as the authors' released code did (default False).
+    :param coupling_layer_norm: LayerNorm after each hidden layer of the ``s``/``t`` networks (default False).
+    :param fused_coupling: One network per coupling layer emits both ``s`` and ``t`` (fewer ops;
+        default False).
     :param kwargs: Every other :class:`stable_baselines3.sac.policies.SACPolicy` argument.
     """
 

@@ -141,11 +141,16 @@ def test_gsde_is_rejected_with_an_explanation() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_coupling_layers": 0}, "n_coupling_layers must be an integer >= 1"),
-        ({"coupling_net_arch": [0]}, "coupling_net_arch must be a list of positive integers"),
-        ({"embedding_net_arch": [128, -1]}, "embedding_net_arch must be a list of positive integers"),
+        ({"n_coupling_layers": 0}, "n_coupling_layers must be a positive integer"),
+        ({"n_coupling_layers": 2.5}, "n_coupling_layers must be a positive integer"),
+        ({"coupling_net_arch": [0]}, r"coupling_net_arch entries \(hidden layer sizes\) must be a positive integer"),
+        ({"coupling_net_arch": 64}, "coupling_net_arch must be a list of positive integers"),
+        ({"embedding_net_arch": [128, -1]}, "embedding_net_arch entries"),
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer"),
-        ({"log_scale_bound": 0.0}, "log_scale_bound must be a positive number"),
+        ({"log_scale_bound": 0.0}, "log_scale_bound must be a finite positive number"),
+        ({"log_scale_bound": float("inf")}, "log_scale_bound must be a finite positive number"),
+        ({"coupling_activation_fn": "tanh"}, "coupling_activation_fn must be an nn.Module class"),
+        ({"gaussian_base": "yes"}, "gaussian_base must be True or False"),
         ({"net_arch": {"pi": [64], "qf": [64]}}, "embedding_net_arch"),
     ],
 )

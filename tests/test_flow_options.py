@@ -1,0 +1,230 @@
+"""The flow options (``policy_kwargs``): exact math for each, the Gaussian start, saving, old weights."""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import TQC
+from stable_baselines3 import SAC
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from sb3_lsp import LSPPolicy, policies
+from sb3_lsp.flows import standard_normal_log_prob
+
+OBS_DIM = 5
+
+#: One entry per option, each on its own, plus the combination a Gaussian-started flow uses.
+OPTIONS = {
+    "identity_init": {"identity_init": True},
+    "gaussian_base": {"gaussian_base": True},
+    "embedding_layer_norm": {"embedding_layer_norm": True},
+    "embedding_output_activation": {"embedding_output_activation": True},
+    "coupling_layer_norm": {"coupling_layer_norm": True},
+    "coupling_sizes_and_activation": {"coupling_net_arch": [32, 16], "coupling_activation_fn": nn.LeakyReLU},
+    "fused_coupling": {"fused_coupling": True},
+    "all": {
+        "identity_init": True,
+        "gaussian_base": True,
+        "embedding_layer_norm": True,
+        "embedding_output_activation": True,
+        "coupling_layer_norm": True,
+        "coupling_net_arch": [16, 16],
+        "coupling_activation_fn": nn.ReLU,
+        "fused_coupling": True,
+        "n_coupling_layers": 3,
+    },
+}
+
+
+def make_actor(action_dim: int, options: dict, seed: int = 0):
+    """An actor with the options, its weights perturbed a little so that no layer is the identity any more."""
+    th.manual_seed(seed)
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+    actor = LSPPolicy(observation_space, action_space, lambda _: 3e-4, **options).actor
+    with th.no_grad():
+        for param in actor.parameters():
+            param.add_(0.05 * th.randn_like(param))
+    return actor
+
+
+def jacobian_log_prob(actor, obs: th.Tensor, h: th.Tensor) -> th.Tensor:
+    log_probs = []
+    for i in range(obs.shape[0]):
+        jac = jacobian(lambda x, i=i: actor.latent_to_action(obs[i : i + 1], x.unsqueeze(0)).squeeze(0), h[i])
+        log_probs.append(standard_normal_log_prob(h[i : i + 1])[0] - th.linalg.slogdet(jac).logabsdet)
+    return th.stack(log_probs)
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("action_dim", [1, 3])
+def test_inverse_round_trip_and_log_prob_match_the_autograd_jacobian(option: str, action_dim: int) -> None:
+    # float32: SB3's preprocessing casts observations to float32
+    actor = make_actor(action_dim, OPTIONS[option])
+    obs = th.randn(6, OBS_DIM)
+    h = 0.7 * th.randn(6, action_dim)
+    actions = actor.latent_to_action(obs, h)
+    assert th.allclose(actor.action_to_latent(obs, actions), h, atol=1e-3)
+    assert th.allclose(actor.log_prob(obs, actions), jacobian_log_prob(actor, obs, h), atol=2e-3, rtol=1e-4)
+    sampled, sampled_log_prob = actor.action_log_prob(obs)
+    keep = (sampled.abs() < 0.999).all(dim=-1)  # away from float32 saturation of tanh
+    assert th.allclose(sampled_log_prob[keep], actor.log_prob(obs, sampled)[keep], atol=2e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_density_integrates_to_one(option: str) -> None:
+    actor = make_actor(2, OPTIONS[option])
+    flow = copy.deepcopy(actor.flow).double()
+    # Midpoint rule for the flow's density before the squash, p_u(u) = N(h) |det dh/du|, on a grid
+    # wide enough for every option's spread (tanh would pile that mass up at the box edges, where a
+    # grid cannot resolve it; the squash's own log-det is checked exactly in test_flows.py).
+    n, half_width = 1500, 30.0
+    centers = (th.arange(n, dtype=th.float64) + 0.5) / n * 2 * half_width - half_width
+    u = th.cartesian_prod(centers, centers)
+    for obs in th.randn(2, 1, OBS_DIM):
+        with th.no_grad():
+            context = actor.embed(obs).double().expand(u.shape[0], -1)
+            h, inv_log_det = flow.inverse(u, context)
+            density = (standard_normal_log_prob(h) + inv_log_det).exp()
+        assert density.sum().item() * (2 * half_width / n) ** 2 == pytest.approx(1.0, abs=1e-2)
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_gradients_reach_every_parameter(option: str) -> None:
+    actor = make_actor(3, OPTIONS[option])
+    actions, log_prob = actor.action_log_prob(th.randn(32, OBS_DIM))
+    (actions.sum() + log_prob.sum()).backward()
+    for name, param in actor.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_identity_init_starts_every_coupling_layer_as_the_identity() -> None:
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    for fused in (False, True):
+        actor = LSPPolicy(
+            observation_space, spaces.Box(-1, 1, (4,)), lambda _: 3e-4, identity_init=True, fused_coupling=fused
+        ).actor
+        context, h = th.randn(8, actor.embedding_dim), th.randn(8, 4)
+        u, log_det = actor.flow(h, context)
+        assert th.equal(u, h) and th.equal(log_det, th.zeros(8))
+
+
+@pytest.mark.parametrize("action_dim", [1, 2, 6])
+def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int) -> None:
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    policy = LSPPolicy(
+        observation_space,
+        spaces.Box(-1.0, 1.0, (action_dim,), np.float32),
+        lambda _: 3e-4,
+        gaussian_base=True,
+        identity_init=True,
+        n_coupling_layers=2,
+    )
+    actor = policy.actor
+    obs = th.randn(64, OBS_DIM)
+    mean, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
+    sb3 = SquashedDiagGaussianDistribution(action_dim).proba_distribution(mean, log_std)
+    with th.no_grad():
+        actions = sb3.sample()
+        actions = actions[(actions.abs() < 0.999).all(dim=-1)]  # SB3 adds 1e-6 inside log(1 - a^2)
+        obs = obs[: actions.shape[0]]
+        sb3 = SquashedDiagGaussianDistribution(action_dim).proba_distribution(mean[: len(obs)], log_std[: len(obs)])
+        assert th.allclose(actor.log_prob(obs, actions), sb3.log_prob(actions), atol=1e-3, rtol=1e-4)
+        # The deterministic action is SB3's too: tanh(mu).
+        assert th.allclose(actor(obs, deterministic=True), th.tanh(mean[: len(obs)]), atol=1e-6)
+    # log sigma is clamped to SB3's [-20, 2]
+    with th.no_grad():
+        actor.flow.layers[0].mean_log_std.bias.fill_(100.0)
+    _, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
+    assert (log_std == 2.0).all()
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    actor = LSPPolicy(
+        observation_space,
+        spaces.Box(-1, 1, (2,)),
+        lambda _: 3e-4,
+        coupling_net_arch=[np.int64(4)],
+        log_scale_bound=np.float32(2.0),
+        n_coupling_layers=np.int32(3),
+        gaussian_base=np.bool_(True),
+    ).actor
+    assert actor.coupling_net_arch == [4] and type(actor.coupling_net_arch[0]) is int
+    assert actor.log_scale_bound == 2.0 and actor.n_coupling_layers == 3 and actor.gaussian_base is True
+
+
+PROBE = """
+import json, sys
+import numpy as np, torch as th
+import sb3_lsp
+from sb3_contrib import TQC
+from stable_baselines3 import SAC
+algo, path, probe_path = sys.argv[1:]
+model = {"sac": SAC, "tqc": TQC}[algo].load(path)
+probe = np.load(probe_path)
+actions, _ = model.predict(probe["obs"], deterministic=True)
+with th.no_grad():
+    log_prob = model.actor.log_prob(th.as_tensor(probe["obs"]), th.as_tensor(probe["actions"]))
+kwargs = model.actor.flow_kwargs()
+kwargs["coupling_activation_fn"] = kwargs["coupling_activation_fn"].__name__
+print(json.dumps({"deterministic": actions.tolist(), "log_prob": log_prob.tolist(), "kwargs": kwargs}))
+"""
+
+
+@pytest.mark.parametrize("algo", ["sac", "tqc"])
+def test_options_survive_save_and_load_in_a_fresh_process(algo: str, tmp_path: Path) -> None:
+    options = {**OPTIONS["all"], "coupling_activation_fn": nn.LeakyReLU}
+    model = {"sac": SAC, "tqc": TQC}[algo](
+        "LSPPolicy", "Pendulum-v1", learning_starts=50, seed=0, policy_kwargs={**options, "net_arch": [32, 32]}
+    )
+    model.learn(120)
+    model.save(tmp_path / "model.zip")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(8, 3)).astype(np.float32)
+    actions = rng.uniform(-0.9, 0.9, size=(8, 1)).astype(np.float32)
+    np.savez(tmp_path / "probe.npz", obs=obs, actions=actions)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, algo, str(tmp_path / "model.zip"), str(tmp_path / "probe.npz")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = {**model.actor.flow_kwargs(), "coupling_activation_fn": "LeakyReLU"}
+    assert loaded["kwargs"] == expected
+    deterministic, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(np.array(loaded["deterministic"], dtype=np.float32), deterministic)
+    with th.no_grad():
+        log_prob = model.actor.log_prob(th.as_tensor(obs), th.as_tensor(actions)).numpy()
+    np.testing.assert_allclose(np.array(loaded["log_prob"], dtype=np.float32), log_prob, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("saved_by", ["release 0.1.0", "this release"])
+def test_weights_of_another_flow_rebuild_the_actor_in_place(saved_by: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading weights of a flow other than the defaults: the saved flow wins and SB3's aliases stay valid."""
+    old = SAC("LSPPolicy", "Pendulum-v1", seed=0)
+    state = old.policy.state_dict()
+    if saved_by == "release 0.1.0":
+        del state["actor._extra_state"]  # that release saved no flow settings with the weights
+    # Once this release's defaults differ from release 0.1.0's, a model built to load old weights gets them.
+    defaults = policies.default_flow_kwargs
+    monkeypatch.setattr(policies, "default_flow_kwargs", lambda action_dim: {**defaults(action_dim), **OPTIONS["all"]})
+    new = SAC("LSPPolicy", "Pendulum-v1", seed=1)
+    assert new.actor.gaussian_base
+    actor_object = new.actor
+    new.policy.load_state_dict(state)
+    assert new.actor is actor_object is new.policy.actor
+    assert new.actor.flow_kwargs() == old.actor.flow_kwargs() == new.policy.flow_kwargs
+    assert {id(p) for p in new.actor.optimizer.param_groups[0]["params"]} == {id(p) for p in new.actor.parameters()}
+    obs = th.randn(16, 3)
+    with th.no_grad():
+        assert th.equal(new.actor(obs, deterministic=True), old.actor(obs, deterministic=True))
