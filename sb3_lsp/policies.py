@@ -304,8 +304,13 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
         raise ValueError(f"log_scale_bound must be a finite positive number, got {bound!r}.")
     kwargs["log_scale_bound"] = float(bound)
     activation = kwargs["coupling_activation_fn"]
+    if isinstance(activation, str):  # YAML: a torch.nn class name such as "Tanh" or "nn.ReLU"
+        activation = getattr(nn, activation.removeprefix("nn."), activation)
+        kwargs["coupling_activation_fn"] = activation
     if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
-        raise ValueError(f"coupling_activation_fn must be an nn.Module class such as nn.Tanh, got {activation!r}.")
+        raise ValueError(
+            f"coupling_activation_fn must be an nn.Module class such as nn.Tanh (or its name, 'Tanh'), got {activation!r}."
+        )
     for name in FLOW_SWITCHES:
         if not isinstance(kwargs[name], (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}.")

@@ -157,7 +157,9 @@ def test_numpy_scalars_are_accepted() -> None:
         log_scale_bound=np.float32(2.0),
         n_coupling_layers=np.int32(3),
         gaussian_base=np.bool_(True),
+        coupling_activation_fn="nn.ReLU",  # YAML gives names
     ).actor
+    assert actor.coupling_activation_fn is nn.ReLU
     assert actor.coupling_net_arch == [4] and type(actor.coupling_net_arch[0]) is int
     assert actor.log_scale_bound == 2.0 and actor.n_coupling_layers == 3 and actor.gaussian_base is True
 

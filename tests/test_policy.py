@@ -149,7 +149,7 @@ def test_gsde_is_rejected_with_an_explanation() -> None:
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer"),
         ({"log_scale_bound": 0.0}, "log_scale_bound must be a finite positive number"),
         ({"log_scale_bound": float("inf")}, "log_scale_bound must be a finite positive number"),
-        ({"coupling_activation_fn": "tanh"}, "coupling_activation_fn must be an nn.Module class"),
+        ({"coupling_activation_fn": "NoSuchLayer"}, "coupling_activation_fn must be an nn.Module class"),
         ({"gaussian_base": "yes"}, "gaussian_base must be True or False"),
         ({"net_arch": {"pi": [64], "qf": [64]}}, "embedding_net_arch"),
     ],
