@@ -25,7 +25,8 @@ def test_released_code_settings(env_id: str) -> None:
     model = build("sac_lsp_released.yml", env_id)
     actor, action_dim = model.actor, get_action_dim(model.action_space)
     # 256-256 embedding of size 2|A| with a ReLU on its output, s/t networks of |A|, 2 couplings
-    assert (actor.embedding_net_arch, actor.embedding_dim, actor.embedding_output_activation) == ([256, 256], 2 * action_dim, True)
+    embedding = (actor.embedding_net_arch, actor.embedding_dim, actor.embedding_output_activation)
+    assert embedding == ([256, 256], 2 * action_dim, True)
     assert (actor.coupling_net_arch, actor.n_coupling_layers) == ([action_dim], 2)
     assert isinstance(actor.embedding[-1], type(actor.embedding[1]))  # the output goes through the ReLU
     assert (model.batch_size, model.tau, model.policy.critic_kwargs["net_arch"]) == (256, 0.005, [256, 256])
@@ -39,7 +40,8 @@ def test_released_code_settings(env_id: str) -> None:
 def test_paper_text_settings(env_id: str) -> None:
     model = build("sac_lsp.yml", env_id)
     actor, action_dim = model.actor, get_action_dim(model.action_space)
-    assert (actor.embedding_net_arch, actor.embedding_dim, actor.embedding_output_activation) == ([128, 128], 2 * action_dim, False)
+    embedding = (actor.embedding_net_arch, actor.embedding_dim, actor.embedding_output_activation)
+    assert embedding == ([128, 128], 2 * action_dim, False)
     assert (actor.coupling_net_arch, actor.n_coupling_layers) == ([action_dim], 2)
     assert (model.batch_size, model.tau, model.policy.critic_kwargs["net_arch"]) == (128, 0.01, [128, 128])
     assert model.ent_coef_optimizer is not None  # learned
