@@ -14,6 +14,7 @@ from stable_baselines3 import SAC
 from sb3_lsp.envs import register_envs
 from sb3_lsp.flows import ConditionalRealNVP, TanhBijector
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
+from sb3_lsp.plotting import action_density, plot_action_density
 from sb3_lsp.policies import LSPActor, LSPPolicy, TQCLSPPolicy
 
 __version__ = "0.1.0"
@@ -37,5 +38,7 @@ __all__ = [
     "TQCLSPPolicy",
     "TanhBijector",
     "__version__",
+    "action_density",
+    "plot_action_density",
     "register_envs",
 ]

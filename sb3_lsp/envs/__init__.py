@@ -8,16 +8,19 @@ id                                        observation         (D_s first)     ma
 ``sb3_lsp/AntCrossMaze-v0``               proprioception, xy  105 + 2 = 107   1000
 ``sb3_lsp/PointAnyDirection-v0``          vx, vy              2               250
 ``sb3_lsp/PointCrossMaze-v0``             vx, vy, x, y        2 + 2 = 4       250
+``sb3_lsp/MultiGoal-v0``                  x, y                                30
 ========================================  ==================  ==============  =========
 
 The maze environments take ``goal`` (0, 1, 2 or any (x, y)), ``goal_radius`` and ``reward_type``
 keyword arguments, e.g. ``gymnasium.make("sb3_lsp/PointCrossMaze-v0", goal=2)``.
+``sb3_lsp/MultiGoal-v0`` is the four-goal task of Haarnoja et al. 2017 (:mod:`sb3_lsp.envs.multigoal`).
 """
 
 import gymnasium
 
 from sb3_lsp.envs.ant import AntAnyDirectionEnv, AntCrossMazeEnv
 from sb3_lsp.envs.maze import GOALS, WALLS, CrossMazeTask
+from sb3_lsp.envs.multigoal import MULTIGOAL_GOALS, MultiGoalEnv
 from sb3_lsp.envs.point import PointAnyDirectionEnv, PointCrossMazeEnv
 
 #: id -> (entry point, max_episode_steps). The Point's episodes are shorter than the Ant's
@@ -30,6 +33,7 @@ ENV_SPECS: dict[str, tuple[str, int]] = {
     "sb3_lsp/AntCrossMaze-v0": ("sb3_lsp.envs.ant:AntCrossMazeEnv", 1000),
     "sb3_lsp/PointAnyDirection-v0": ("sb3_lsp.envs.point:PointAnyDirectionEnv", 250),
     "sb3_lsp/PointCrossMaze-v0": ("sb3_lsp.envs.point:PointCrossMazeEnv", 250),
+    "sb3_lsp/MultiGoal-v0": ("sb3_lsp.envs.multigoal:MultiGoalEnv", 30),
 }
 
 
@@ -43,10 +47,12 @@ def register_envs() -> None:
 __all__ = [
     "ENV_SPECS",
     "GOALS",
+    "MULTIGOAL_GOALS",
     "WALLS",
     "AntAnyDirectionEnv",
     "AntCrossMazeEnv",
     "CrossMazeTask",
+    "MultiGoalEnv",
     "PointAnyDirectionEnv",
     "PointCrossMazeEnv",
     "register_envs",
