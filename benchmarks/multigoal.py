@@ -117,7 +117,7 @@ def main() -> None:
                 density_axes[0, row].set_title(f"{method}, seed {seed}: pi(a | s = origin)", fontsize=9)
     machine = platform.processor() or platform.machine()
     stamp = f"{date.today()}, {machine}, {args.steps} steps per run, {TRAJECTORIES} trajectories"
-    fig.suptitle(f"sb3_lsp/MultiGoal-v0: stochastic trajectories from the start ({stamp})", fontsize=9)
+    fig.suptitle(f"sb3_lsp/MultiGoal-v0: stochastic trajectories from the start\n{stamp}", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.output / "trajectories.png", dpi=110)
     density_fig.tight_layout()
