@@ -1,4 +1,9 @@
-"""sb3_lsp/MultiGoal-v0 and the action-density helper."""
+"""sb3_lsp/MultiGoal-v0, the action-density helper and benchmarks/multigoal.py."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
@@ -51,7 +56,7 @@ def test_action_density_of_sb3s_gaussian_matches_the_closed_form() -> None:
     np.testing.assert_allclose(density, np.outer(marginal[1], marginal[0]), rtol=1e-3)
 
 
-def test_action_density_of_a_flow_is_its_exact_likelihood_in_env_units(tmp_path) -> None:
+def test_action_density_of_a_flow_is_its_exact_likelihood_in_env_units(tmp_path: Path) -> None:
     env = gym.make("sb3_lsp/MultiGoal-v0")
     env.unwrapped.action_space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
     model = SAC("LSPPolicy", env, seed=0)
@@ -73,3 +78,20 @@ def test_action_density_errors_name_the_problem() -> None:
         sb3_lsp.action_density(SAC("LSPPolicy", "Hopper-v5"), np.zeros(11, np.float32))
     with pytest.raises(ValueError, match="without gSDE"):
         sb3_lsp.action_density(SAC("MlpPolicy", "sb3_lsp/MultiGoal-v0", use_sde=True), np.zeros(2, np.float32))
+
+
+def test_multigoal_benchmark_script_writes_its_record_and_resumes(tmp_path: Path) -> None:
+    root = Path(__file__).parents[1]
+    command = [sys.executable, "-m", "benchmarks.multigoal", "--seeds", "0", "--steps", "1050"]
+    command += ["--output", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    first = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "goals.csv")))
+    for method in ("SAC MlpPolicy", "SAC LSPPolicy"):
+        shares = [float(row["share"]) for row in rows if row["method"] == method and row["seed"] == "0"]
+        assert len(shares) == 5 and sum(shares) == pytest.approx(1.0)
+    assert (tmp_path / "out" / "trajectories.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "density.png").stat().st_size > 10_000
+    # A second invocation reuses the trained models: it trains nothing.
+    second = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0 and "steps in" not in second.stdout
