@@ -171,11 +171,13 @@ class LSPActor(BasePolicy):
         """The flow's settings (the ``policy_kwargs`` that rebuild this actor)."""
         return {name: getattr(self, name) for name in FLOW_KWARG_NAMES}
 
+    @staticmethod
+    def flow_state(flow_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Flow settings as saved with the weights: plain values, since SB3 loads with ``weights_only=True``."""
+        return {**flow_kwargs, "coupling_activation_fn": flow_kwargs["coupling_activation_fn"].__name__}
+
     def get_extra_state(self) -> dict[str, Any]:
-        # Plain values only: SB3 loads parameters with th.load(weights_only=True).
-        state = self.flow_kwargs()
-        state["coupling_activation_fn"] = state["coupling_activation_fn"].__name__
-        return state
+        return self.flow_state(self.flow_kwargs())
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         saved = {**state, "coupling_activation_fn": getattr(nn, state["coupling_activation_fn"])}
@@ -373,9 +375,7 @@ class _LatentSpacePolicyMixin:
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         # Weights saved by release 0.1.0 carry no flow settings: they are that release's flow.
         if "actor._extra_state" not in state_dict:
-            legacy = dict(self._release_0_1_0_flow_kwargs)
-            legacy["coupling_activation_fn"] = legacy["coupling_activation_fn"].__name__
-            state_dict = {**state_dict, "actor._extra_state": legacy}
+            state_dict = {**state_dict, "actor._extra_state": LSPActor.flow_state(self._release_0_1_0_flow_kwargs)}
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
         self.flow_kwargs = self.actor.flow_kwargs()
         return result

@@ -13,8 +13,8 @@ from gymnasium import spaces
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from test_policy import jacobian_log_prob  # the same independent reference as the default flow's tests
 from torch import nn
-from torch.autograd.functional import jacobian
 
 from sb3_lsp import LSPPolicy, policies
 from sb3_lsp.flows import standard_normal_log_prob
@@ -54,14 +54,6 @@ def make_actor(action_dim: int, options: dict, seed: int = 0):
         for param in actor.parameters():
             param.add_(0.05 * th.randn_like(param))
     return actor
-
-
-def jacobian_log_prob(actor, obs: th.Tensor, h: th.Tensor) -> th.Tensor:
-    log_probs = []
-    for i in range(obs.shape[0]):
-        jac = jacobian(lambda x, i=i: actor.latent_to_action(obs[i : i + 1], x.unsqueeze(0)).squeeze(0), h[i])
-        log_probs.append(standard_normal_log_prob(h[i : i + 1])[0] - th.linalg.slogdet(jac).logabsdet)
-    return th.stack(log_probs)
 
 
 @pytest.mark.parametrize("option", OPTIONS)
