@@ -35,7 +35,7 @@ ENV_ID = "sb3_lsp/MultiGoal-v0"
 TRAJECTORIES = 50
 #: Shared by both methods. ent_coef is fixed at 10 (the 2017 paper's reward scale 0.1 with the
 #: temperature at 1): SB3's learned coefficient targets an entropy of -|A|, which a single-goal
-#: policy meets, and with ent_coef 1 both policies went to one goal (seed 0, 6000 steps).
+#: policy meets; with it both policies, and with ent_coef 1 both flows, went to one goal (seed 0, 6000 steps).
 SHARED = dict(learning_rate=3e-4, learning_starts=1000, batch_size=256, buffer_size=100_000, ent_coef=10.0)
 METHODS = {
     "SAC MlpPolicy": ("MlpPolicy", {"net_arch": [128, 128]}),
