@@ -96,6 +96,10 @@ class AffineCoupling(nn.Module):
         self.split = split
         self.transform_first = transform_first
         self.log_scale_bound = log_scale_bound
+        # As 0-dim tensors, not Python floats: a float operand costs a conversion per call, which
+        # at batch 1 takes longer than the arithmetic. Not persistent: derived from the setting.
+        self.register_buffer("_bound", th.tensor(log_scale_bound), persistent=False)
+        self.register_buffer("_inverse_bound", th.tensor(1.0 / log_scale_bound), persistent=False)
         self.fused = fused
         self.n_transformed = split if transform_first else dim - split
         in_dim = dim - self.n_transformed + context_dim
@@ -120,11 +124,41 @@ class AffineCoupling(nn.Module):
     def _scale_shift(self, conditioning: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         net_input = th.cat((conditioning, context), dim=-1)
         if self.fused:
-            raw_log_scale, shift = self.scale_shift_net(net_input).split(self.n_transformed, dim=-1)
+            raw_log_scale, shift = self.scale_shift_net(net_input).chunk(2, dim=-1)
         else:
             raw_log_scale, shift = self.scale_net(net_input), self.shift_net(net_input)
-        bound = self.log_scale_bound
-        return bound * th.tanh(raw_log_scale / bound), shift
+        return self._bound * th.tanh(raw_log_scale * self._inverse_bound), shift
+
+    def forward_halves(
+        self, transformed: th.Tensor, conditioning: th.Tensor, context: th.Tensor, with_log_det: bool = True
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        The layer on a vector already cut into its halves (a flow keeps them apart between layers,
+        which saves a slice and a concatenation per layer).
+
+        :param transformed: ``x_T``, shape ``(B, D_T)``.
+        :param conditioning: ``x_C``, shape ``(B, D - D_T)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :return: ``y_T`` of shape ``(B, D_T)`` and ``log|det dy/dx|`` of shape ``(B,)``.
+        """
+        log_scale, shift = self._scale_shift(conditioning, context)
+        return th.addcmul(shift, transformed, th.exp(log_scale)), log_scale.sum(dim=-1) if with_log_det else None
+
+    def inverse_halves(
+        self, transformed: th.Tensor, conditioning: th.Tensor, context: th.Tensor, with_log_det: bool = True
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        Inverse of :meth:`forward_halves`.
+
+        :param transformed: ``y_T``, shape ``(B, D_T)``.
+        :param conditioning: ``y_C = x_C``, shape ``(B, D - D_T)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :return: ``x_T`` of shape ``(B, D_T)`` and ``log|det dx/dy|`` of shape ``(B,)``.
+        """
+        log_scale, shift = self._scale_shift(conditioning, context)
+        return (transformed - shift) * th.exp(-log_scale), -log_scale.sum(dim=-1) if with_log_det else None
 
     def forward(self, x: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -133,9 +167,8 @@ class AffineCoupling(nn.Module):
         :return: ``y`` of shape ``(B, D)`` and ``log|det dy/dx|`` of shape ``(B,)``.
         """
         transformed, conditioning = self._halves(x)
-        log_scale, shift = self._scale_shift(conditioning, context)
-        y = self._join(transformed * th.exp(log_scale) + shift, conditioning)
-        return y, log_scale.sum(dim=-1)
+        y_transformed, log_det = self.forward_halves(transformed, conditioning, context)
+        return self._join(y_transformed, conditioning), log_det
 
     def inverse(self, y: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -144,9 +177,8 @@ class AffineCoupling(nn.Module):
         :return: ``x`` of shape ``(B, D)`` and ``log|det dx/dy|`` of shape ``(B,)``.
         """
         transformed, conditioning = self._halves(y)
-        log_scale, shift = self._scale_shift(conditioning, context)
-        x = self._join((transformed - shift) * th.exp(-log_scale), conditioning)
-        return x, -log_scale.sum(dim=-1)
+        x_transformed, log_det = self.inverse_halves(transformed, conditioning, context)
+        return self._join(x_transformed, conditioning), log_det
 
 
 class ConditionalGaussian(nn.Module):
@@ -175,23 +207,32 @@ class ConditionalGaussian(nn.Module):
         mean, log_std = self.mean_log_std(context).split(self.dim, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def forward(self, x: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def forward(self, x: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param x: Input, shape ``(B, D)``.
         :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``y`` of shape ``(B, D)`` and ``log|det dy/dx|`` of shape ``(B,)``.
         """
         mean, log_std = self.mean_and_log_std(context)
-        return mean + th.exp(log_std) * x, log_std.sum(dim=-1)
+        return th.addcmul(mean, th.exp(log_std), x), log_std.sum(dim=-1) if with_log_det else None
 
-    def inverse(self, y: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def inverse(self, y: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param y: Output of :meth:`forward`, shape ``(B, D)``.
         :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``x`` of shape ``(B, D)`` and ``log|det dx/dy|`` of shape ``(B,)``.
         """
         mean, log_std = self.mean_and_log_std(context)
-        return (y - mean) * th.exp(-log_std), -log_std.sum(dim=-1)
+        return (y - mean) * th.exp(-log_std), -log_std.sum(dim=-1) if with_log_det else None
+
+    def mode(self, context: th.Tensor) -> th.Tensor:
+        """
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``mu``, the image of ``x = 0``, shape ``(B, D)``.
+        """
+        return self.mean_log_std(context)[..., : self.dim]
 
 
 class ConditionalRealNVP(nn.Module):
@@ -249,31 +290,86 @@ class ConditionalRealNVP(nn.Module):
             )
             for k in range(n_layers)
         ]
-        self.layers = nn.ModuleList(([ConditionalGaussian(dim, context_dim)] if gaussian_base else []) + couplings)
+        base = [ConditionalGaussian(dim, context_dim)] if gaussian_base else []
+        self.layers = nn.ModuleList(base + couplings)
+        self.dim = dim
+        self.split = split
+        self.gaussian_base = gaussian_base
+        # A plain tuple (not registered twice): the loops below skip the Gaussian layer without
+        # building a new ModuleList per call.
+        self._couplings = tuple(couplings)
 
-    def forward(self, h: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _couple(
+        self, u: th.Tensor, context: th.Tensor, log_det: th.Tensor | None, with_log_det: bool
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """The coupling layers in order, on the two halves kept apart from the first layer to the last."""
+        first, second = u[..., : self.split], u[..., self.split :]
+        for layer in self._couplings:
+            if layer.transform_first:
+                first, layer_log_det = layer.forward_halves(first, second, context, with_log_det)
+            else:
+                second, layer_log_det = layer.forward_halves(second, first, context, with_log_det)
+            log_det = _add_log_det(log_det, layer_log_det)
+        return th.cat((first, second), dim=-1), log_det
+
+    def forward(self, h: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param h: Latent, shape ``(B, D)``.
         :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it;
+            acting needs only ``u``, and at batch 1 every op skipped is time saved).
         :return: ``u`` of shape ``(B, D)`` and ``log|det du/dh|`` of shape ``(B,)``.
         """
-        log_det = h.new_zeros(h.shape[:-1])
-        for layer in self.layers:
-            h, layer_log_det = layer(h, context)
-            log_det = log_det + layer_log_det
-        return h, log_det
+        log_det = None
+        if self.gaussian_base:
+            h, log_det = self.layers[0](h, context, with_log_det)
+        u, log_det = self._couple(h, context, log_det, with_log_det)
+        if with_log_det and log_det is None:  # no layer at all
+            log_det = h.new_zeros(h.shape[:-1])
+        return u, log_det
 
-    def inverse(self, u: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def mode(self, context: th.Tensor) -> th.Tensor:
+        """
+        ``f(0; context)``, the image of the latent's mode (the deterministic action before tanh).
+
+        :param context: Observation embedding, shape ``(B, C)``.
+        :return: ``u``, shape ``(B, D)``.
+        """
+        if self.gaussian_base:
+            u = self.layers[0].mode(context)
+        else:
+            u = context.new_zeros((*context.shape[:-1], self.dim))
+        return self._couple(u, context, None, with_log_det=False)[0]
+
+    def inverse(self, u: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param u: Flow output, shape ``(B, D)``.
         :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``h`` of shape ``(B, D)`` and ``log|det dh/du|`` of shape ``(B,)``.
         """
-        log_det = u.new_zeros(u.shape[:-1])
-        for layer in reversed(self.layers):
-            u, layer_log_det = layer.inverse(u, context)
-            log_det = log_det + layer_log_det
-        return u, log_det
+        log_det = None
+        first, second = u[..., : self.split], u[..., self.split :]
+        for layer in reversed(self._couplings):
+            if layer.transform_first:
+                first, layer_log_det = layer.inverse_halves(first, second, context, with_log_det)
+            else:
+                second, layer_log_det = layer.inverse_halves(second, first, context, with_log_det)
+            log_det = _add_log_det(log_det, layer_log_det)
+        h = th.cat((first, second), dim=-1)
+        if self.gaussian_base:
+            h, base_log_det = self.layers[0].inverse(h, context, with_log_det)
+            log_det = _add_log_det(log_det, base_log_det)
+        if with_log_det and log_det is None:  # no layer at all
+            log_det = u.new_zeros(u.shape[:-1])
+        return h, log_det
+
+
+def _add_log_det(total: th.Tensor | None, term: th.Tensor | None) -> th.Tensor | None:
+    """Sum of log-determinants, ``None`` standing for "not computed" (and for 0 before the first)."""
+    if term is None:
+        return total
+    return term if total is None else total + term
 
 
 class TanhBijector:
@@ -301,16 +397,24 @@ class TanhBijector:
         return th.tanh(u), TanhBijector.log_abs_det_jacobian(u)
 
     @staticmethod
-    def inverse(a: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def clipped_atanh(a: th.Tensor) -> th.Tensor:
         """
-        Actions on or beyond the box edges are first clipped to the largest float strictly
-        inside ``(-1, 1)``, so ``atanh`` stays finite.
+        ``u = atanh(a)``, actions on or beyond the box edges first clipped to the largest float
+        strictly inside ``(-1, 1)``, so ``u`` stays finite.
 
         :param a: Actions, shape ``(B, D)``.
-        :return: ``u = atanh(a)`` of shape ``(B, D)`` and ``log|det du/da|`` of shape ``(B,)``.
+        :return: ``u``, shape ``(B, D)``.
         """
         edge = 1.0 - th.finfo(a.dtype).eps
-        u = th.atanh(a.clamp(-edge, edge))
+        return th.atanh(a.clamp(-edge, edge))
+
+    @staticmethod
+    def inverse(a: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param a: Actions, shape ``(B, D)`` (clipped as by :meth:`clipped_atanh`).
+        :return: ``u = atanh(a)`` of shape ``(B, D)`` and ``log|det du/da|`` of shape ``(B,)``.
+        """
+        u = TanhBijector.clipped_atanh(a)
         return u, -TanhBijector.log_abs_det_jacobian(u)
 
 

@@ -245,7 +245,7 @@ class LSPActor(BasePolicy):
         :param h: Latents, shape ``(B, D)``.
         :return: Actions in ``[-1, 1]``, shape ``(B, D)``.
         """
-        u, _ = self.flow(h, self.embed(obs))
+        u, _ = self.flow(h, self.embed(obs), with_log_det=False)
         return th.tanh(u)
 
     def action_to_latent(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
@@ -256,8 +256,7 @@ class LSPActor(BasePolicy):
         :param actions: Actions in ``[-1, 1]``, shape ``(B, D)``.
         :return: Latents, shape ``(B, D)``.
         """
-        u, _ = TanhBijector.inverse(actions)
-        h, _ = self.flow.inverse(u, self.embed(obs))
+        h, _ = self.flow.inverse(TanhBijector.clipped_atanh(actions), self.embed(obs), with_log_det=False)
         return h
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -267,12 +266,10 @@ class LSPActor(BasePolicy):
         :return: Actions in ``[-1, 1]``, shape ``(B, D)``.
         """
         context = self.embed(obs)
-        shape = (context.shape[0], self.action_dim)
         if deterministic:
-            h = th.zeros(shape, device=context.device, dtype=context.dtype)
-        else:
-            h = th.randn(shape, device=context.device, dtype=context.dtype)
-        u, _ = self.flow(h, context)
+            return th.tanh(self.flow.mode(context))
+        h = th.randn(context.shape[0], self.action_dim, device=context.device, dtype=context.dtype)
+        u, _ = self.flow(h, context, with_log_det=False)
         return th.tanh(u)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:

@@ -72,6 +72,25 @@ def test_inverse_round_trip_and_log_prob_match_the_autograd_jacobian(option: str
 
 
 @pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("action_dim", [1, 3])
+def test_acting_shortcuts_give_the_flows_own_values(option: str, action_dim: int) -> None:
+    # Acting skips the log-determinants and maps the latent's mode directly; neither may change u.
+    actor = make_actor(action_dim, OPTIONS[option])
+    obs, h = th.randn(6, OBS_DIM), th.randn(6, action_dim)
+    with th.no_grad():
+        context = actor.embed(obs)
+        u, _ = actor.flow(h, context)
+        u_fast, no_log_det = actor.flow(h, context, with_log_det=False)
+        assert no_log_det is None and th.equal(u_fast, u)
+        h_back, _ = actor.flow.inverse(u, context)
+        h_back_fast, no_log_det = actor.flow.inverse(u, context, with_log_det=False)
+        assert no_log_det is None and th.equal(h_back_fast, h_back)
+        mode, _ = actor.flow(th.zeros_like(h), context)
+        assert th.allclose(actor.flow.mode(context), mode, atol=1e-6)
+        assert th.allclose(actor(obs, deterministic=True), th.tanh(mode), atol=1e-6)
+
+
+@pytest.mark.parametrize("option", OPTIONS)
 def test_density_integrates_to_one(option: str) -> None:
     actor = make_actor(2, OPTIONS[option])
     flow = copy.deepcopy(actor.flow).double()
