@@ -1,6 +1,7 @@
 """sb3-lsp: latent-space policies (SAC-LSP, Haarnoja et al. 2018) for Stable-Baselines3.
 
-Importing the package registers the ``"LSPPolicy"`` alias on SAC and on sb3-contrib's TQC, and
+Importing the package registers the policy names ``"LSPPolicy"`` (vector observations),
+``"CnnLSPPolicy"`` (images) and ``"MultiInputLSPPolicy"`` (``Dict``) on SAC and on sb3-contrib's TQC, and
 the paper's environments with Gymnasium (ids under ``sb3_lsp/``, see :mod:`sb3_lsp.envs`). Inside
 an RL Zoo command (``--gym-packages sb3_lsp``) it also installs :mod:`sb3_lsp.zoo`, the tuning
 integration.
@@ -15,12 +16,22 @@ from sb3_lsp.envs import register_envs
 from sb3_lsp.flows import ConditionalRealNVP, TanhBijector
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
 from sb3_lsp.plotting import action_density, plot_action_density
-from sb3_lsp.policies import LSPActor, LSPPolicy, TQCLSPPolicy
+from sb3_lsp.policies import (
+    SAC_POLICY_ALIASES,
+    TQC_POLICY_ALIASES,
+    CnnLSPPolicy,
+    LSPActor,
+    LSPPolicy,
+    MultiInputLSPPolicy,
+    TQCCnnLSPPolicy,
+    TQCLSPPolicy,
+    TQCMultiInputLSPPolicy,
+)
 
 __version__ = "0.1.0"
 
-SAC.policy_aliases["LSPPolicy"] = LSPPolicy
-TQC.policy_aliases["LSPPolicy"] = TQCLSPPolicy
+SAC.policy_aliases.update(SAC_POLICY_ALIASES)
+TQC.policy_aliases.update(TQC_POLICY_ALIASES)
 register_envs()
 
 # rl_zoo3.train and rl_zoo3.enjoy import rl_zoo3.exp_manager before --gym-packages: there, install
@@ -30,12 +41,16 @@ if "rl_zoo3.exp_manager" in sys.modules:
     import sb3_lsp.zoo  # noqa: F401
 
 __all__ = [
+    "CnnLSPPolicy",
     "ConditionalRealNVP",
     "HierarchicalPolicy",
     "LSPActor",
     "LSPPolicy",
     "LatentActionWrapper",
+    "MultiInputLSPPolicy",
+    "TQCCnnLSPPolicy",
     "TQCLSPPolicy",
+    "TQCMultiInputLSPPolicy",
     "TanhBijector",
     "__version__",
     "action_density",

@@ -1,16 +1,18 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
+import inspect
 import math
 import numbers
-from typing import Any
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.preprocessing import get_action_dim, is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
@@ -317,6 +319,44 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
     return kwargs
 
 
+_OBSERVATION_KINDS = {
+    "LSPPolicy": "vector (Box) observations",
+    "CnnLSPPolicy": "image observations",
+    "MultiInputLSPPolicy": "Dict observations",
+}
+_SB3_NAMES = {"LSPPolicy": "MlpPolicy", "CnnLSPPolicy": "CnnPolicy", "MultiInputLSPPolicy": "MultiInputPolicy"}
+#: Arguments of SB3's Gaussian actor, which the flow actor has no use for.
+_GAUSSIAN_ONLY_ARGUMENTS = ("log_std_init", "use_expln", "clip_mean")
+
+
+def _warn_about_gaussian_only_arguments(kwargs: dict[str, Any]) -> None:
+    # Only values other than SB3's defaults: SB3 writes the defaults into every policy it saves
+    # (``policy.save``), and a saved policy must reload without a warning.
+    defaults = inspect.signature(SACPolicy.__init__).parameters
+    ignored = [name for name in _GAUSSIAN_ONLY_ARGUMENTS if name in kwargs and kwargs[name] != defaults[name].default]
+    if ignored:
+        warnings.warn(
+            f"{', '.join(ignored)} set the Gaussian actor of SB3's MlpPolicy; LSPPolicy's actor is a flow and "
+            "ignores them: remove them. The flow learns its spread (gaussian_base=True gives it a Gaussian "
+            "first layer whose log-std is clamped to SB3's [-20, 2]).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _critic_net_arch(net_arch: Any) -> Any:
+    """SB3's ``net_arch`` for the critic: a list, or ``dict(qf=[...])`` (the actor is the flow)."""
+    if isinstance(net_arch, dict):
+        if set(net_arch) != {"qf"}:
+            raise ValueError(
+                f"LSPPolicy's net_arch sets the critic only, got the keys {sorted(net_arch)}. The actor is the flow: "
+                "set its observation embedding with embedding_net_arch=[...] and its coupling networks with "
+                "coupling_net_arch=[...]; pass the critic as net_arch=[...] or net_arch=dict(qf=[...])."
+            )
+        return list(net_arch["qf"])
+    return net_arch
+
+
 class _LatentSpacePolicyMixin:
     """
     Puts an :class:`LSPActor` into an SB3 actor-critic policy (SAC's or TQC's).
@@ -328,6 +368,10 @@ class _LatentSpacePolicyMixin:
 
     flow_kwargs: dict[str, Any]
     actor: LSPActor
+    #: The name users pass (``SAC("LSPPolicy", env)``) and the features extractor it defaults to,
+    #: as SB3's ``MlpPolicy`` / ``CnnPolicy`` / ``MultiInputPolicy``.
+    policy_alias: ClassVar[str] = "LSPPolicy"
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
 
     def __init__(
         self,
@@ -360,14 +404,33 @@ class _LatentSpacePolicyMixin:
                 "actor's mean, and the flow actor has no such Gaussian; its exploration comes from the "
                 "latent h ~ N(0, I). Pass use_sde=False (the default)."
             )
-        net_arch = kwargs.get("net_arch")
-        if isinstance(net_arch, dict) and "pi" in net_arch:
-            raise ValueError(
-                "LSPPolicy has no 'pi' net_arch: the actor is the flow. Set the observation embedding with "
-                "embedding_net_arch=[...] and the coupling networks with coupling_net_arch=[...]; "
-                "net_arch=dict(qf=[...]) or a plain list sets the critic."
-            )
+        _warn_about_gaussian_only_arguments(kwargs)
+        kwargs["net_arch"] = _critic_net_arch(kwargs.get("net_arch"))
+        if "features_extractor_class" not in kwargs:
+            self._check_observation_space(observation_space, normalize_images=kwargs.get("normalize_images", True))
+            kwargs["features_extractor_class"] = self.default_features_extractor_class
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
+
+    @classmethod
+    def _check_observation_space(cls, observation_space: spaces.Space, normalize_images: bool) -> None:
+        """With the policy's own features extractor, name the policy that fits these observations."""
+        is_dict = isinstance(observation_space, spaces.Dict)
+        normalized = not normalize_images
+        is_image = not is_dict and is_image_space(observation_space, check_channels=False, normalized_image=normalized)
+        fitting = "MultiInputLSPPolicy" if is_dict else "CnnLSPPolicy" if is_image else "LSPPolicy"
+        if fitting == cls.policy_alias:
+            return
+        kind = "a Dict" if is_dict else "images" if is_image else f"vectors ({observation_space})"
+        hint = (
+            " (or pass features_extractor_class=FlattenExtractor to flatten the images on purpose)"
+            if is_image and cls.policy_alias == "LSPPolicy"
+            else ""
+        )
+        raise ValueError(
+            f"'{cls.policy_alias}' is for {_OBSERVATION_KINDS[cls.policy_alias]}, but this environment's "
+            f"observations are {kind}: use '{fitting}', as SB3 uses '{_SB3_NAMES[fitting]}' there{hint}; "
+            "or pass your own features_extractor_class."
+        )
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         # Weights saved by release 0.1.0 carry no flow settings: they are that release's flow.
@@ -435,3 +498,54 @@ class TQCLSPPolicy(_LatentSpacePolicyMixin, TQCPolicy):
     Use as ``TQC("LSPPolicy", env)`` after ``import sb3_lsp``. Same flow arguments as
     :class:`LSPPolicy`; every other argument goes to :class:`sb3_contrib.tqc.policies.TQCPolicy`.
     """
+
+
+class CnnLSPPolicy(LSPPolicy):
+    """
+    :class:`LSPPolicy` for image observations: SB3's ``NatureCNN`` features, as SAC's ``CnnPolicy``.
+
+    Use as ``SAC("CnnLSPPolicy", env)``. Actor and critic each have their own CNN unless
+    ``share_features_extractor=True`` (SB3's default for SAC).
+    """
+
+    policy_alias = "CnnLSPPolicy"
+    default_features_extractor_class = NatureCNN
+
+
+class MultiInputLSPPolicy(LSPPolicy):
+    """
+    :class:`LSPPolicy` for ``Dict`` observations (goal-conditioned tasks, HER): SB3's
+    ``CombinedExtractor`` features, as SAC's ``MultiInputPolicy``.
+
+    Use as ``SAC("MultiInputLSPPolicy", env)``.
+    """
+
+    policy_alias = "MultiInputLSPPolicy"
+    default_features_extractor_class = CombinedExtractor
+
+
+class TQCCnnLSPPolicy(TQCLSPPolicy):
+    """:class:`TQCLSPPolicy` for image observations (``NatureCNN``): ``TQC("CnnLSPPolicy", env)``."""
+
+    policy_alias = "CnnLSPPolicy"
+    default_features_extractor_class = NatureCNN
+
+
+class TQCMultiInputLSPPolicy(TQCLSPPolicy):
+    """:class:`TQCLSPPolicy` for ``Dict`` observations (``CombinedExtractor``): ``TQC("MultiInputLSPPolicy", env)``."""
+
+    policy_alias = "MultiInputLSPPolicy"
+    default_features_extractor_class = CombinedExtractor
+
+
+#: The policy names registered on SAC and TQC by ``import sb3_lsp``.
+SAC_POLICY_ALIASES: dict[str, type[LSPPolicy]] = {
+    "LSPPolicy": LSPPolicy,
+    "CnnLSPPolicy": CnnLSPPolicy,
+    "MultiInputLSPPolicy": MultiInputLSPPolicy,
+}
+TQC_POLICY_ALIASES: dict[str, type[TQCLSPPolicy]] = {
+    "LSPPolicy": TQCLSPPolicy,
+    "CnnLSPPolicy": TQCCnnLSPPolicy,
+    "MultiInputLSPPolicy": TQCMultiInputLSPPolicy,
+}

@@ -159,10 +159,33 @@ def test_invalid_flow_kwargs_are_rejected(kwargs: dict, message: str) -> None:
         SAC("LSPPolicy", "Pendulum-v1", policy_kwargs=kwargs)
 
 
-def test_critic_net_arch_is_sb3s() -> None:
-    model = SAC("LSPPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [64, 32]})
-    critic_layers = [m.out_features for m in model.critic.qf0 if isinstance(m, th.nn.Linear)]
-    assert critic_layers == [64, 32, 1]
+@pytest.mark.parametrize("algo", [SAC, TQC])
+@pytest.mark.parametrize("net_arch", [[64, 32], {"qf": [64, 32]}])
+def test_critic_net_arch_is_sb3s_as_a_list_or_as_qf(algo, net_arch) -> None:
+    model = algo("LSPPolicy", "Pendulum-v1", policy_kwargs={"net_arch": net_arch})
+    critic = model.critic.qf0
+    critic_layers = [m.out_features for m in critic if isinstance(m, th.nn.Linear)]
+    assert critic_layers[:2] == [64, 32]
+    # and the critic's arch stays when the policy is saved and loaded on its own
+    assert type(model.policy)(**model.policy._get_constructor_parameters()).net_arch == [64, 32]
+
+
+@pytest.mark.parametrize("name", ["log_std_init", "use_expln", "clip_mean"])
+def test_gaussian_only_arguments_are_not_silently_ignored(name: str) -> None:
+    value = {"log_std_init": -1.0, "use_expln": True, "clip_mean": 1.0}[name]
+    with pytest.warns(UserWarning, match=f"{name} set the Gaussian actor of SB3's MlpPolicy; LSPPolicy's actor is a flow"):
+        SAC("LSPPolicy", "Pendulum-v1", policy_kwargs={name: value})
+
+
+def test_saved_policies_reload_without_a_warning_about_gaussian_arguments(tmp_path) -> None:
+    # SB3 writes its Gaussian defaults (log_std_init=-3, ...) into every policy it saves.
+    import warnings
+
+    model = SAC("LSPPolicy", "Pendulum-v1")
+    model.policy.save(tmp_path / "policy.pkl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        type(model.policy).load(tmp_path / "policy.pkl")
 
 
 def test_actions_are_rescaled_to_a_non_unit_box() -> None:
