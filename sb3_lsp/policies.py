@@ -1,8 +1,6 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
 import inspect
-import math
-import numbers
 import warnings
 from typing import Any, ClassVar
 
@@ -17,6 +15,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
+from sb3_lsp.checks import finite_number, positive_int
 from sb3_lsp.flows import ConditionalRealNVP, TanhBijector, mlp, standard_normal_log_prob
 
 #: Paper appendix A: 128-128 ReLU observation embedding.
@@ -208,7 +207,17 @@ class LSPActor(BasePolicy):
         :param obs: Observations (preprocessed as by ``obs_to_tensor``), batch size ``B``.
         :return: Observation embedding, shape ``(B, embedding_dim)``.
         """
-        return self.embedding(self.extract_features(obs, self.features_extractor))
+        features = self.extract_features(obs, self.features_extractor)
+        # One NaN observation would otherwise turn every weight into NaN, silently (SB3's Gaussian
+        # actor fails in its distribution's argument check instead). Two ops: ~2 us at batch 1.
+        if not th.isfinite(features).all():
+            rows = (~th.isfinite(features)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"LSPPolicy was given a non-finite observation (NaN or inf) at batch row(s) {rows[:10]}: "
+                "the flow would turn it into NaN actions and NaN weights. Check the environment's "
+                "observations (VecCheckNan from stable_baselines3.common.vec_env finds the step)."
+            )
+        return self.embedding(features)
 
     def _squashed_flow(self, h: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Map latents to actions; return the actions and ``log pi(a|s)``."""
@@ -278,12 +287,6 @@ class LSPActor(BasePolicy):
         return self(observation, deterministic)
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> dict[str, Any]:
     """Validate the flow ``policy_kwargs`` the user gave and fill in this release's defaults."""
     if not isinstance(action_space, spaces.Box):
@@ -293,17 +296,14 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
             "(or a discrete-action algorithm such as DQN/PPO for discrete actions)."
         )
     kwargs = {**default_flow_kwargs(get_action_dim(action_space)), **given}
-    kwargs["n_coupling_layers"] = _positive_int("n_coupling_layers", kwargs["n_coupling_layers"])
-    kwargs["embedding_dim"] = _positive_int("embedding_dim", kwargs["embedding_dim"])
+    kwargs["n_coupling_layers"] = positive_int("n_coupling_layers", kwargs["n_coupling_layers"])
+    kwargs["embedding_dim"] = positive_int("embedding_dim", kwargs["embedding_dim"])
     for name in ("coupling_net_arch", "embedding_net_arch"):
         sizes = kwargs[name]
         if not isinstance(sizes, (list, tuple)):
             raise ValueError(f"{name} must be a list of positive integers (hidden layer sizes), got {sizes!r}.")
-        kwargs[name] = [_positive_int(f"{name} entries (hidden layer sizes)", size) for size in sizes]
-    bound = kwargs["log_scale_bound"]
-    if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not 0 < bound < math.inf:
-        raise ValueError(f"log_scale_bound must be a finite positive number, got {bound!r}.")
-    kwargs["log_scale_bound"] = float(bound)
+        kwargs[name] = [positive_int(f"{name} entries (hidden layer sizes)", size) for size in sizes]
+    kwargs["log_scale_bound"] = finite_number("log_scale_bound", kwargs["log_scale_bound"], positive=True)
     activation = kwargs["coupling_activation_fn"]
     if isinstance(activation, str):  # YAML: a torch.nn class name such as "Tanh" or "nn.ReLU"
         activation = getattr(nn, activation.removeprefix("nn."), activation)

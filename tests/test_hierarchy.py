@@ -298,13 +298,31 @@ def test_missing_path_is_named(tmp_path: Path) -> None:
     [
         ({"latent_bound": float("inf")}, "latent_bound must be a finite positive number"),
         ({"latent_bound": 0}, "latent_bound must be a finite positive number"),
-        ({"action_repeat": 0}, "action_repeat must be an integer >= 1"),
+        ({"action_repeat": 0}, "action_repeat must be a positive integer"),
+        ({"action_repeat": 2.7}, "action_repeat must be a positive integer"),
         ({"action_prior": "laplace"}, "action_prior must be 'gaussian' or 'uniform'"),
+        ({"prior_coef": float("nan")}, "prior_coef must be a finite number >= 0"),
+        ({"prior_coef": -0.1}, "prior_coef must be a finite number >= 0"),
+        ({"prior_coef": "1e-1"}, "in YAML write numbers with a dot"),
     ],
 )
 def test_invalid_wrapper_settings_are_rejected(pendulum_level0: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LatentActionWrapper(gym.make("Pendulum-v1"), pendulum_level0, **kwargs)
+
+
+def test_numpy_scalars_are_valid_wrapper_settings(pendulum_level0: Path) -> None:
+    settings = dict(latent_bound=np.float32(2.0), action_repeat=np.int64(2), prior_coef=np.float64(0.5))
+    env = LatentActionWrapper(gym.make("Pendulum-v1"), pendulum_level0, **settings)
+    assert env.action_space.high[0] == 2.0 and env.action_repeat == 2 and env.prior_coef == 0.5
+    assert type(env.action_repeat) is int and type(env.latent_bound) is float
+
+
+def test_a_non_finite_latent_is_refused(pendulum_level0: Path) -> None:
+    env = LatentActionWrapper(gym.make("Pendulum-v1"), pendulum_level0)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="non-finite latent"):
+        env.step(np.array([np.nan], np.float32))
 
 
 def test_mismatched_wrapper_settings_in_a_hierarchy_are_rejected(pendulum_level0: Path) -> None:

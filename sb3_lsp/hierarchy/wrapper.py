@@ -1,12 +1,12 @@
 """``LatentActionWrapper``: a frozen lower level becomes part of the environment (paper, algorithm 1)."""
 
-import math
 from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_lsp.checks import finite_number, positive_int
 from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource, LowerObs
 
 #: Default latent box half-width: +-3 standard deviations of the N(0, I) prior per coordinate.
@@ -78,10 +78,9 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             device=device,
         )
         gym.Wrapper.__init__(self, env)
-        if not (isinstance(latent_bound, int | float) and 0 < latent_bound < math.inf):
-            raise ValueError(f"latent_bound must be a finite positive number (SB3 needs a bounded box), got {latent_bound!r}.")
-        if not isinstance(action_repeat, int) or action_repeat < 1:
-            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}.")
+        latent_bound = finite_number("latent_bound", latent_bound, positive=True)
+        action_repeat = positive_int("action_repeat", action_repeat)
+        prior_coef = finite_number("prior_coef", prior_coef, non_negative=True)
         if action_prior not in ("gaussian", "uniform"):
             raise ValueError(f"action_prior must be 'gaussian' or 'uniform', got {action_prior!r}.")
         env_name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
@@ -97,7 +96,7 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 f"({actor.action_dim},), but {env_name} takes actions of shape {env.action_space.shape}."
             )
 
-        self.latent_bound = float(latent_bound)
+        self.latent_bound = latent_bound
         self.action_repeat = action_repeat
         self.action_prior = action_prior
         self.prior_coef = prior_coef
@@ -123,9 +122,13 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._last_obs is None:
             raise RuntimeError("Call reset() before step().")
-        latent = np.clip(
-            np.asarray(action, dtype=np.float32).reshape(self.action_space.shape), -self.latent_bound, self.latent_bound
-        )
+        latent = np.asarray(action, dtype=np.float32).reshape(self.action_space.shape)
+        if not np.all(np.isfinite(latent)):
+            raise ValueError(
+                f"LatentActionWrapper.step got a non-finite latent {latent}: the lower level would act on NaN. "
+                "The level above produced it; check its policy and observations."
+            )
+        latent = np.clip(latent, -self.latent_bound, self.latent_bound)
         total_reward = 0.0
         for inner_steps in range(1, self.action_repeat + 1):  # noqa: B007  (inner_steps is reported)
             env_action = self.latent_to_env_action(self._last_obs, latent)
