@@ -8,9 +8,11 @@ Reads top to bottom. For each repetition (policies alternate, so drift on the ma
 Prints a markdown table of medians and LSPPolicy's speed relative to MlpPolicy's (> 1: faster).
 
     python -m benchmarks.speed --repetitions 3 --updates 2000
+    python -m benchmarks.speed --lsp-kwargs '{"gaussian_base": true, "fused_coupling": true}'   (other flow settings)
 """
 
 import argparse
+import json
 import platform
 import statistics
 import time
@@ -32,10 +34,11 @@ parser.add_argument("--critic-net-arch", type=int, nargs="+", default=[256, 256]
 parser.add_argument("--micro-iterations", type=int, default=500)
 parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch intra-op threads")
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--lsp-kwargs", type=json.loads, default={}, help="LSPPolicy flow settings (JSON); default: its defaults")
 args = parser.parse_args()
 th.set_num_threads(args.threads)
 
-# Both with SB3's critic; MlpPolicy's actor is SB3's default, LSPPolicy's the paper's flow.
+# Both with SB3's critic; MlpPolicy's actor is SB3's default, LSPPolicy's its defaults or --lsp-kwargs.
 POLICIES = ("MlpPolicy", "LSPPolicy")
 
 
@@ -45,7 +48,7 @@ def make_model(policy: str) -> SAC:
         args.env,
         batch_size=args.batch_size,
         learning_starts=args.learning_starts,
-        policy_kwargs={"net_arch": list(args.critic_net_arch)},
+        policy_kwargs={"net_arch": list(args.critic_net_arch), **(args.lsp_kwargs if policy == "LSPPolicy" else {})},
         seed=args.seed,
         device="cpu",
     )
@@ -100,6 +103,7 @@ for repetition in range(args.repetitions):
 print()
 print(f"{date.today()} · {platform.processor() or platform.machine()} · {th.get_num_threads()} torch threads · ")
 print(f"torch {th.__version__} · {args.env} · batch {args.batch_size} · critic {args.critic_net_arch}")
+print(f"LSPPolicy flow settings: {json.dumps(args.lsp_kwargs) if args.lsp_kwargs else 'its defaults'}")
 print(f"median over {args.repetitions} alternating repetitions (min-max in brackets)")
 print()
 print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed |")

@@ -371,3 +371,13 @@ def test_ant_maze_cost_times_every_stage_of_the_shipped_config() -> None:
         assert float(rate) > 0 and float(per_100k.split()[0]) == pytest.approx(1e5 / float(rate) / 60, rel=0.05, abs=0.1)
         assert float(hours.split()[0]) == pytest.approx(float(total) / float(rate) / 3600, rel=0.05, abs=0.1)
     assert "4000000 steps" in rows[0][4] and "1000000 decisions" in rows[1][4] and "3000000 steps" in rows[2][4]
+
+
+def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
+    command = [sys.executable, "-m", "benchmarks.speed", "--repetitions", "1", "--updates", "20", "--learning-starts", "100"]
+    command += ["--micro-iterations", "5", "--threads", "1", "--lsp-kwargs", '{"fused_coupling": true, "gaussian_base": true}']
+    result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    assert len(rows) == 4 and rows[0].startswith("| SAC training, env steps/s")
