@@ -42,6 +42,12 @@ Reads top to bottom: config -> environments -> evaluation -> one run -> the grid
         init_from: motion                          # or: start from a pretrained level's weights (fine-tuning)
         env_wrapper: [{benchmarks.run.InfoReward: {terms: {reward_speed: 1.0}}}]   # RL Zoo syntax
 
+Two optional keys: ``diagnostics: {every: N, episodes: M}`` adds :class:`sb3_lsp.SACDiagnostics`
+(entropy, Q against returns, success with and without sampling, replay success share, latents) and
+writes ``diagnostics.csv`` in each run folder; ``base: other.yml`` takes every key of that config
+(a path relative to this one), which this one then overrides, ``methods`` and ``envs`` may then
+list names of the base's entries (``methods: [hierarchy (2 levels)]``) instead of copying them.
+
 Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
 ``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
@@ -97,6 +103,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
+from sb3_lsp.diagnostics import SACDiagnostics
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
 PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
@@ -112,9 +119,24 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")
 
 
+def _picked(base: list[dict[str, Any]], names: list[Any], what: str, path: Path) -> list[dict[str, Any]]:
+    """Entries of the base config's list, by name (strings); full entries are kept as they are."""
+    by_name = {entry.get("name", entry.get("id")): entry for entry in base}
+    unknown = [name for name in names if isinstance(name, str) and name not in by_name]
+    if unknown:
+        raise ValueError(f"{path}: {what} {unknown} are not in the base config (it has {sorted(by_name)}).")
+    return [by_name[name] if isinstance(name, str) else name for name in names]
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Read a benchmark config and check the keys the grid needs (see the module docstring)."""
     config = yaml.safe_load(path.read_text())
+    if "base" in config:  # another config's settings, referenced rather than copied
+        base = load_config(path.parent / config.pop("base"))
+        for key in ("methods", "envs"):
+            if key in config:
+                config[key] = _picked(base[key], config[key], key, path)
+        config = {**base, **config}
     missing = {"name", "seeds", "budget", "eval", "envs", "methods"} - set(config)
     if missing:
         raise ValueError(f"{path}: missing top-level keys {sorted(missing)}.")
@@ -183,6 +205,8 @@ def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], 
         "eval_every": int(config["eval"]["every"]),
         "eval_episodes": int(config["eval"]["episodes"]),
         "hyperparams": resolve_hyperparams(config, env, run, label),
+        # Only when asked for, so that the specs (and digests) of runs without it stay as they were.
+        **({"diagnostics": config["diagnostics"]} if "diagnostics" in config else {}),
     }
 
 
@@ -387,8 +411,13 @@ def train_run(spec: dict[str, Any], folder: Path, output: Path, workers: int) ->
     model = make_model(spec, output, monitor_dir=folder)
     eval_env = make_env(spec, output, spec["seed"] + 10_000, monitor_dir=None)
     evaluation = PeriodicEvaluation(eval_env, spec["eval_every"], spec["eval_episodes"], folder / "evaluations.csv")
+    callbacks: list[BaseCallback] = [evaluation]
+    if "diagnostics" in spec:
+        diagnostics_env = make_env(spec, output, spec["seed"] + 20_000, monitor_dir=None)
+        every, episodes = int(spec["diagnostics"]["every"]), int(spec["diagnostics"]["episodes"])
+        callbacks.append(SACDiagnostics(diagnostics_env, every, episodes, folder / "diagnostics.csv"))
     start = time.perf_counter()
-    model.learn(spec["budget"], callback=evaluation)
+    model.learn(spec["budget"], callback=callbacks)
     if evaluation.last_step != model.num_timesteps:  # budget not a multiple of eval_every
         evaluation.evaluate()
     wall_s = time.perf_counter() - start

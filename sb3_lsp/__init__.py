@@ -12,6 +12,7 @@ import sys
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
+from sb3_lsp.diagnostics import SACDiagnostics
 from sb3_lsp.envs import register_envs
 from sb3_lsp.flows import ConditionalRealNVP, TanhBijector
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
@@ -48,6 +49,7 @@ __all__ = [
     "LSPPolicy",
     "LatentActionWrapper",
     "MultiInputLSPPolicy",
+    "SACDiagnostics",
     "TQCCnnLSPPolicy",
     "TQCLSPPolicy",
     "TQCMultiInputLSPPolicy",
