@@ -72,6 +72,7 @@ import argparse
 import copy
 import csv
 import ctypes
+import difflib
 import json
 import multiprocessing
 import os
@@ -103,10 +104,14 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
+from sb3_lsp.checks import positive_int
 from sb3_lsp.diagnostics import SACDiagnostics
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
 PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
+TOP_KEYS = {"name", "title", "description", "seeds", "budget", "eval", "curves_count_pretraining", "shared", "envs"}
+TOP_KEYS |= {"pretrained", "methods", "diagnostics"}
+ENV_KEYS = {"name", "id", "env_kwargs", "hyperparams"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,17 +145,34 @@ def load_config(path: Path) -> dict[str, Any]:
     missing = {"name", "seeds", "budget", "eval", "envs", "methods"} - set(config)
     if missing:
         raise ValueError(f"{path}: missing top-level keys {sorted(missing)}.")
+    _refuse_unknown(config, TOP_KEYS, "the config", path)
+    for env in config["envs"]:
+        _refuse_unknown(env, ENV_KEYS, f"env {env_name(env)!r}" if "id" in env else "an env (it needs an id)", path)
+        if "id" not in env:
+            raise ValueError(f"{path}: env {env} needs an id (a Gymnasium environment id).")
     for method in config["methods"]:
-        unknown = set(method) - RUN_KEYS
-        if unknown or not {"name", "algo", "policy"} <= set(method):
-            raise ValueError(
-                f"{path}: method {method.get('name')!r} needs name, algo, policy; unknown keys {sorted(unknown)}."
-            )
+        _refuse_unknown(method, RUN_KEYS, f"method {method.get('name')!r}", path)
+        if not {"name", "algo", "policy"} <= set(method):
+            raise ValueError(f"{path}: method {method.get('name')!r} needs name, algo, policy.")
     for name, level in config.get("pretrained", {}).items():
-        unknown = set(level) - PRETRAINED_KEYS
-        if unknown or not {"env", "algo", "policy", "budget"} <= set(level):
-            raise ValueError(f"{path}: pretrained {name!r} needs env, algo, policy, budget; unknown keys {sorted(unknown)}.")
+        _refuse_unknown(level, PRETRAINED_KEYS, f"pretrained {name!r}", path)
+        if not {"env", "algo", "policy", "budget"} <= set(level):
+            raise ValueError(f"{path}: pretrained {name!r} needs env, algo, policy, budget.")
+    for key in ("eval", "diagnostics"):
+        if key in config:
+            _refuse_unknown(config[key], {"every", "episodes"}, key, path)
+            for entry in ("every", "episodes"):
+                positive_int(f"{path}: {key}.{entry}", config[key].get(entry))
+    positive_int(f"{path}: budget", config["budget"])
     return config
+
+
+def _refuse_unknown(entry: dict[str, Any], known: set[str], where: str, path: Path) -> None:
+    """A key that is not a setting (a typo such as env_kwarg) is an error naming the closest valid one."""
+    for key in set(entry) - known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else f" Valid keys: {sorted(known)}."
+        raise ValueError(f"{path}: unknown key {key!r} in {where}.{hint}")
 
 
 def resolve_hyperparams(config: dict[str, Any], env: dict[str, Any], run: dict[str, Any], label: str) -> dict[str, Any]:
@@ -583,12 +605,19 @@ def run_all(
     return failed
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config", type=Path, help="benchmark YAML (see above)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel runs (default: all cores)")
+    parser.add_argument("--workers", type=_at_least_one, default=os.cpu_count(), help="parallel runs (default: all cores)")
     parser.add_argument("--output", type=Path, default=None, help="default: runs/benchmarks/<name>")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     parser.add_argument("--list", action="store_true", help="print the grid and the status of each run; train nothing")
@@ -618,7 +647,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     output.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.config, output / "config.yml")  # aggregate reads the whole grid from here
+    # aggregate reads the whole grid from here: the config as resolved (a base: merged in), so it
+    # reads the same without the base file beside it
+    (output / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
     for phase in phases:  # pretrained levels first: the grid's runs read them
         failed = run_all(phase, output, args.workers, log, skipped, command)

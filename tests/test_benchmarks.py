@@ -381,3 +381,51 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line.endswith("x |")]
     assert len(rows) == 4 and rows[0].startswith("| SAC training, env steps/s")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["envs"][0].update(env_kwarg={"goal": 1}),
+            "key 'env_kwarg' in env 'Pendulum-v1'. Did you mean 'env_kwargs'",
+        ),
+        (lambda c: c.update(seed=[0]), "unknown key 'seed' in the config. Did you mean 'seeds'"),
+        (lambda c: c["methods"][0].update(polcy_kwargs={}), "Did you mean 'policy_kwargs'"),
+        (lambda c: c["eval"].update(episodes=0), "eval.episodes must be a positive integer"),
+        (lambda c: c.update(budget="1e4"), "budget must be a positive integer, got the string '1e4'"),
+    ],
+)
+def test_config_mistakes_are_refused_before_any_run(tmp_path: Path, change, message: str) -> None:
+    config = {
+        "name": "typos",
+        "seeds": [0],
+        "budget": 100,
+        "eval": {"every": 50, "episodes": 2},
+        "envs": [{"id": "Pendulum-v1"}],
+        "methods": [{"name": "a", "algo": "sac", "policy": "LSPPolicy"}],
+    }
+    change(config)
+    (tmp_path / "typos.yml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "typos.yml"), "--output", str(out)]
+    result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and message in result.stderr
+    assert not out.exists()  # nothing written
+
+
+def test_workers_must_be_at_least_one(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "benchmarks/configs/pendulum_small.yml",
+        "--workers",
+        "0",
+        "--output",
+        str(out),
+    ]
+    result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--workers: must be at least 1, got 0" in result.stderr
+    assert not out.exists()
