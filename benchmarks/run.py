@@ -45,8 +45,9 @@ Reads top to bottom: config -> environments -> evaluation -> one run -> the grid
 Two optional keys: ``diagnostics: {every: N, episodes: M}`` adds :class:`sb3_lsp.SACDiagnostics`
 (entropy, Q against returns, success with and without sampling, replay success share, latents) and
 writes ``diagnostics.csv`` in each run folder; ``base: other.yml`` takes every key of that config
-(a path relative to this one), which this one then overrides, ``methods`` and ``envs`` may then
-list names of the base's entries (``methods: [hierarchy (2 levels)]``) instead of copying them.
+(a path relative to this one), which this one then overrides (``shared`` key by key); ``methods``
+and ``envs`` may then list names of the base's entries (``methods: [hierarchy (2 levels)]``)
+instead of copying them.
 
 Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
@@ -141,6 +142,10 @@ def load_config(path: Path) -> dict[str, Any]:
         for key in ("methods", "envs"):
             if key in config:
                 config[key] = _picked(base[key], config[key], key, path)
+        if "shared" in config:  # key by key, so a variant states only what it changes
+            shared = base.get("shared", {})
+            policy_kwargs = {**shared.get("policy_kwargs", {}), **config["shared"].get("policy_kwargs", {})}
+            config["shared"] = {**shared, **config["shared"], **({"policy_kwargs": policy_kwargs} if policy_kwargs else {})}
         config = {**base, **config}
     missing = {"name", "seeds", "budget", "eval", "envs", "methods"} - set(config)
     if missing:

@@ -74,18 +74,27 @@ def test_benchmark_config_references_a_base_and_adds_diagnostics(tmp_path: Path)
         "budget": 100,
         "eval": {"every": 50, "episodes": 2},
         "envs": [{"id": "Pendulum-v1"}, {"name": "other", "id": "Pendulum-v1"}],
+        "shared": {"batch_size": 64, "tau": 0.01, "policy_kwargs": {"net_arch": [32]}},
         "methods": [{"name": "a", "algo": "sac", "policy": "LSPPolicy"}, {"name": "b", "algo": "sac", "policy": "MlpPolicy"}],
     }
     (tmp_path / "base.yml").write_text(yaml.safe_dump(base))
     (tmp_path / "child.yml").write_text(
         yaml.safe_dump(
-            {"base": "base.yml", "name": "child", "seeds": [0], "methods": ["b"], "diagnostics": {"every": 50, "episodes": 1}},
+            {
+                "base": "base.yml",
+                "name": "child",
+                "seeds": [0],
+                "methods": ["b"],
+                "diagnostics": {"every": 50, "episodes": 1},
+                "shared": {"tau": 0.005},
+            },
             sort_keys=False,
         )
     )
     config = load_config(tmp_path / "child.yml")
     assert config["name"] == "child" and config["seeds"] == [0] and config["budget"] == 100
     assert config["methods"] == [base["methods"][1]] and config["envs"] == base["envs"]
+    assert config["shared"] == {"batch_size": 64, "tau": 0.005, "policy_kwargs": {"net_arch": [32]}}
     spec = make_spec(config, config["methods"][0], config["envs"][0], 0, "b")
     assert spec["diagnostics"] == {"every": 50, "episodes": 1}
     assert "diagnostics" not in make_spec(base, base["methods"][0], base["envs"][0], 0, "a")  # old digests stay
