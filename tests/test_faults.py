@@ -1,5 +1,9 @@
 """Fault injection: bad numbers fail loudly, where they enter, before anything trained is spoiled."""
 
+import json
+import zipfile
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ from gymnasium import spaces
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
-import sb3_lsp  # noqa: F401  (registers the policy names)
+from sb3_lsp import HierarchicalPolicy, LatentActionWrapper
 
 ALGOS = {"sac": SAC, "tqc": TQC}
 
@@ -74,3 +78,84 @@ def test_numpy_scalars_are_valid_flow_settings() -> None:
     actor = SAC("LSPPolicy", "Pendulum-v1", policy_kwargs=kwargs).actor
     assert actor.coupling_net_arch == [4] and actor.n_coupling_layers == 3 and actor.log_scale_bound == 2.0
     assert spaces.Box(-1, 1, (1,)).contains(actor(th.zeros(1, 3)).detach().numpy()[0])
+
+
+# --- HierarchicalPolicy settings and files -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_levels(tmp_path_factory) -> tuple[Path, Path]:
+    """A Pendulum level 0 and a level 1 trained a few steps in its latent space, both saved."""
+    folder = tmp_path_factory.mktemp("faults")
+    level0 = SAC("LSPPolicy", "Pendulum-v1", learning_starts=10, seed=0)
+    level0.learn(30)
+    level0.save(folder / "level0.zip")
+    env = LatentActionWrapper(gym.make("Pendulum-v1"), folder / "level0.zip", action_repeat=2)
+    level1 = SAC("LSPPolicy", env, learning_starts=10, seed=0)
+    level1.learn(30)
+    level1.save(folder / "level1.zip")
+    return folder / "level0.zip", folder / "level1.zip"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"action_reapeat": 2},
+            "setting 'action_reapeat' for level 0: did you mean 'action_repeat'",
+        ),
+        ({"action_repeat": 0}, "action_repeat must be a positive integer, got 0"),
+        ({"action_repeat": 2.7}, "action_repeat must be a positive integer, got 2.7"),
+        ({"action_repeat": 2, "latent_bound": -1.0}, "latent_bound must be a finite positive number"),
+        ({"action_repeat": 2, "lower_obs": 7}, "lower_obs=7 is out of range"),
+        ({"action_repeat": 2, "lower_obs": 2}, r"expects observations of shape \(3,\), but would see shape \(2,\)"),
+    ],
+)
+def test_from_levels_refuses_bad_settings_at_construction(two_levels, settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HierarchicalPolicy.from_levels(list(two_levels), [settings])
+
+
+def test_numpy_scalars_are_valid_hierarchy_settings(two_levels) -> None:
+    policy = HierarchicalPolicy.from_levels(list(two_levels), [{"action_repeat": np.int64(2), "latent_bound": np.float32(3)}])
+    assert policy.action_repeats == [2] and policy.latent_bounds == [3.0]
+
+
+def test_loading_what_is_not_a_hierarchy_names_the_file(two_levels, tmp_path: Path) -> None:
+    policy = HierarchicalPolicy.from_levels(list(two_levels), [{"action_repeat": 2}])
+    policy.save(tmp_path / "stack.zip")
+    # a level's zip, not a hierarchy
+    with pytest.raises(ValueError, match=f"{two_levels[0]} has no manifest.json: it is not a HierarchicalPolicy archive"):
+        HierarchicalPolicy.load(two_levels[0])
+    # truncated
+    data = (tmp_path / "stack.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    # (half a file still opens as a zip: the torch file inside it is a zip of its own)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'truncated.zip'} (has no manifest.json|is not a readable)"):
+        HierarchicalPolicy.load(tmp_path / "truncated.zip")
+    (tmp_path / "cut.zip").write_bytes(data[:100])
+    with pytest.raises(ValueError, match=f"{tmp_path / 'cut.zip'} is not a readable HierarchicalPolicy archive"):
+        HierarchicalPolicy.load(tmp_path / "cut.zip")
+    # a newer format
+    with zipfile.ZipFile(tmp_path / "stack.zip") as archive, zipfile.ZipFile(tmp_path / "future.zip", "w") as future:
+        for item in archive.namelist():
+            content = archive.read(item)
+            if item == "manifest.json":
+                content = json.dumps({**json.loads(content), "format_version": 99}).encode()
+            future.writestr(item, content)
+    with pytest.raises(ValueError, match="format_version 99; this release of sb3-lsp reads version 1"):
+        HierarchicalPolicy.load(tmp_path / "future.zip")
+    # and the intact file still loads and acts
+    loaded = HierarchicalPolicy.load(tmp_path / "stack.zip")
+    assert loaded.predict(np.zeros(3, np.float32))[0].shape == (1,)
+
+
+def test_a_truncated_level_zip_is_named(two_levels, tmp_path: Path) -> None:
+    data = two_levels[0].read_bytes()
+    (tmp_path / "level0.zip").write_bytes(data[: len(data) // 3])
+    for load in (
+        lambda: LatentActionWrapper(gym.make("Pendulum-v1"), tmp_path / "level0.zip"),
+        lambda: HierarchicalPolicy.from_levels([tmp_path / "level0.zip", two_levels[1]], [{"action_repeat": 2}]),
+    ):
+        with pytest.raises(ValueError, match=f"{tmp_path / 'level0.zip'} is not a readable SB3 model .zip"):
+            load()

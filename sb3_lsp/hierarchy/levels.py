@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,15 @@ def _find_zoo_run_files(folder: Path) -> tuple[Path, Path | None]:
 
 def _load_policy_from_zip(path: Path, device: str) -> BasePolicy:
     """Rebuild the policy stored in an SB3 model ``.zip``, whatever algorithm saved it."""
-    data, params, _ = load_from_zip_file(path, device=device)
-    assert data is not None
+    try:
+        data, params, _ = load_from_zip_file(path, device=device)
+    except (ValueError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} is not a readable SB3 model .zip ({type(error).__name__}: {error}): the file is truncated or "
+            "corrupt. Retrain the level or restore the file."
+        ) from error
+    if data is None or params is None or "policy" not in params:
+        raise ValueError(f"{path} holds no SB3 model (its 'data' or 'policy.pth' is missing): it is truncated or corrupt.")
     policy_kwargs = dict(data.get("policy_kwargs", {}))
     if data.get("use_sde"):
         policy_kwargs.setdefault("use_sde", True)  # on-policy algorithms pass it outside policy_kwargs

@@ -1,6 +1,8 @@
 """``HierarchicalPolicy``: the composed policy f0 o f1 o ... o f(K-1) acting on the raw environment."""
 
+import difflib
 import importlib
+import inspect
 import io
 import json
 import math
@@ -13,8 +15,9 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.policies import BasePolicy
 
+from sb3_lsp.checks import finite_number, positive_int
 from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource
-from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND
+from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND, LatentActionWrapper
 
 FORMAT = "sb3_lsp.HierarchicalPolicy"
 FORMAT_VERSION = 1
@@ -65,8 +68,12 @@ class HierarchicalPolicy:
                 f"got {len(latent_bounds)} latent_bounds and {len(action_repeats)} action_repeats."
             )
         self.levels = list(levels)
-        self.latent_bounds = [float(bound) for bound in latent_bounds]
-        self.action_repeats = [int(repeat) for repeat in action_repeats]
+        self.latent_bounds = [finite_number("latent_bound", bound, positive=True) for bound in latent_bounds]
+        self.action_repeats = [positive_int("action_repeat", repeat) for repeat in action_repeats]
+        # Every level reads the raw observation (its lower_obs slice of it): the top level's space.
+        raw_space = self.levels[-1].policy.observation_space
+        for level in self.levels[:-1]:
+            level.check_observation_space(raw_space, f"the top level ({self.levels[-1].source})")
         for below, above, bound in zip(self.levels, self.levels[1:], self.latent_bounds, strict=False):
             latent_dim = below.actor.action_dim  # raises unless `below` is a latent-space policy
             if above.action_space.shape != (latent_dim,) or not np.allclose(above.action_space.high, bound):
@@ -95,6 +102,12 @@ class HierarchicalPolicy:
         wrappers = list(wrappers) if wrappers is not None else [{} for _ in levels[:-1]]
         if len(wrappers) != len(levels) - 1:
             raise ValueError(f"{len(levels)} levels need {len(levels) - 1} wrapper settings, got {len(wrappers)}.")
+        known = set(inspect.signature(LatentActionWrapper.__init__).parameters) - {"self", "env", "lower"}
+        for index, settings in enumerate(wrappers):
+            for key in set(settings) - known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {sorted(known)}"
+                raise ValueError(f"Unknown LatentActionWrapper setting {key!r} for level {index}: {hint}")
         frozen = [
             FrozenLevel.load(source, lower_obs=settings.get("lower_obs"), device=device)
             for source, settings in zip(levels, [*wrappers, {}], strict=True)
@@ -192,14 +205,32 @@ class HierarchicalPolicy:
             raise FileNotFoundError(
                 f"No HierarchicalPolicy archive at {path}: pass the .zip written by HierarchicalPolicy.save."
             )
-        with zipfile.ZipFile(path) as archive:
-            manifest = json.loads(archive.read("manifest.json"))
-            if manifest.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a HierarchicalPolicy archive (its manifest says {manifest.get('format')!r}).")
-            levels = []
-            for entry in manifest["levels"]:
-                policy_class: type[BasePolicy] = _import_class(entry["policy_class"])
-                policy = policy_class.load(io.BytesIO(archive.read(entry["policy"])), device=device)  # type: ignore[arg-type]
-                normalizer = pickle.loads(archive.read(entry["obs_normalizer"])) if "obs_normalizer" in entry else None
-                levels.append(FrozenLevel(policy, normalizer, entry["lower_obs"], entry["source"]))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if "manifest.json" not in archive.namelist():
+                    raise ValueError(
+                        f"{path} has no manifest.json: it is not a HierarchicalPolicy archive (a single level's .zip "
+                        "loads with SAC.load/TQC.load), or it is truncated. Pass the file HierarchicalPolicy.save wrote."
+                    )
+                manifest = json.loads(archive.read("manifest.json"))
+                if manifest.get("format") != FORMAT:
+                    raise ValueError(
+                        f"{path} is not a HierarchicalPolicy archive (its manifest says {manifest.get('format')!r})."
+                    )
+                if manifest.get("format_version") != FORMAT_VERSION:
+                    raise ValueError(
+                        f"{path} has HierarchicalPolicy format_version {manifest.get('format_version')!r}; this release "
+                        f"of sb3-lsp reads version {FORMAT_VERSION}. Load it with the release that wrote it."
+                    )
+                levels = []
+                for entry in manifest["levels"]:
+                    policy_class: type[BasePolicy] = _import_class(entry["policy_class"])
+                    policy = policy_class.load(io.BytesIO(archive.read(entry["policy"])), device=device)  # type: ignore[arg-type]
+                    normalizer = pickle.loads(archive.read(entry["obs_normalizer"])) if "obs_normalizer" in entry else None
+                    levels.append(FrozenLevel(policy, normalizer, entry["lower_obs"], entry["source"]))
+        except (zipfile.BadZipFile, EOFError, KeyError) as error:  # truncated or corrupt
+            raise ValueError(
+                f"{path} is not a readable HierarchicalPolicy archive ({type(error).__name__}: {error}): the file is "
+                "truncated or corrupt. Save the hierarchy again (python -m sb3_lsp.hierarchy train rewrites it)."
+            ) from error
         return cls(levels, manifest["latent_bounds"], manifest["action_repeats"])
