@@ -85,7 +85,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
@@ -610,6 +610,20 @@ def run_all(
     return failed
 
 
+def check_envs(runs: Iterable[tuple[Path, dict[str, Any]]]) -> None:
+    """Make every raw environment of the grid once: a bad id or goal fails before any run trains."""
+    checked = set()
+    for _, spec in runs:
+        key = (spec["env_id"], json.dumps(spec["env_kwargs"], sort_keys=True))
+        if key in checked:
+            continue
+        try:
+            gym.make(spec["env_id"], **spec["env_kwargs"]).close()
+        except Exception as error:  # whatever the environment raises, name the run and stop before training
+            raise SystemExit(f"{spec['label']}: cannot make {spec['env_id']} with {spec['env_kwargs']}: {error}") from error
+        checked.add(key)
+
+
 def _at_least_one(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -634,6 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     output = args.output or Path("runs/benchmarks") / slug(config["name"])
     part = select(config, args.envs, args.seeds)
     phases = [*pretrained_specs(part), grid_specs(part)]
+    check_envs(run for phase in phases for run in phase)
     from benchmarks.aggregate import recorded_folders, write_results
 
     # Runs recorded in results/<name>/ count wherever they ran: a fresh output folder trains only

@@ -15,6 +15,7 @@ Budgets and hyperparameters: hyperparams/hierarchy_point_maze.yml. Run from the 
 import argparse
 import copy
 import csv
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,18 @@ def success_curve(run_folder: Path, window: int = 10) -> tuple[np.ndarray, np.nd
     return steps, success
 
 
+def _positive(kind: type) -> Any:
+    """An argparse type: a finite number of ``kind`` above 0."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -65,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--goal", type=int, default=None, help="maze goal 0: (6, -6), 1: (6, 6), 2: (12, 0)")
     parser.add_argument("--output", type=Path, default=Path("runs/demo"))
     parser.add_argument("--seed", type=int, default=None, help="default: the config's")
-    parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every step budget (e.g. 0.05 for a smoke run)")
+    parser.add_argument("--eval-episodes", type=_positive(int), default=20)
+    parser.add_argument(
+        "--scale", type=_positive(float), default=1.0, help="multiply every step budget (e.g. 0.05 for a smoke run)"
+    )
     args = parser.parse_args(argv)
 
     if not args.config.is_file():
@@ -83,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     for run in runs[1:]:
         if args.goal is not None:
             run["hyperparams"].setdefault("env_kwargs", {})["goal"] = args.goal
+    # Every environment once before any training: a bad goal fails now, not after level 0 trained.
+    for run in runs:
+        try:
+            gym.make(run["env"], **run["hyperparams"].get("env_kwargs", {})).close()
+        except (ValueError, TypeError) as error:
+            parser.error(f"{run['env']} with {run['hyperparams'].get('env_kwargs', {})}: {error}")
     zoo_args = ["-P", "--eval-freq", "-1"]  # progress bars; the evaluation below replaces the periodic one
 
     print("== Hierarchy: level 0 on the shaping reward, then level 1 on the task in its latent space")

@@ -159,3 +159,47 @@ def test_a_truncated_level_zip_is_named(two_levels, tmp_path: Path) -> None:
     ):
         with pytest.raises(ValueError, match=f"{tmp_path / 'level0.zip'} is not a readable SB3 model .zip"):
             load()
+
+
+# --- settings checked before work starts ----------------------------------------------------------
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--goal", "5"], "goal index must be in 0..2, got 5"),
+        (["--eval-episodes", "0"], "--eval-episodes: must be a finite number above 0, got 0"),
+        (["--scale", "nan"], "--scale: must be a finite number above 0, got nan"),
+    ],
+)
+def test_demo_flags_are_checked_before_training(tmp_path: Path, flags: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "sb3_lsp.demo", "--output", str(tmp_path / "demo"), *flags]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_benchmark_goal_out_of_range_fails_before_any_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = {
+        "name": "bad_goal",
+        "seeds": [0],
+        "budget": 100,
+        "eval": {"every": 50, "episodes": 1},
+        "envs": [{"id": "Pendulum-v1"}, {"name": "maze", "id": "sb3_lsp/PointCrossMaze-v0", "env_kwargs": {"goal": 3}}],
+        "methods": [{"name": "a", "algo": "sac", "policy": "LSPPolicy"}],
+    }
+    (tmp_path / "bad_goal.yml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "bad_goal.yml"), "--output", str(tmp_path / "out")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "a | maze | seed 0: cannot make sb3_lsp/PointCrossMaze-v0" in result.stderr
+    assert "goal index must be in 0..2, got 3" in result.stderr and not (tmp_path / "out").exists()
