@@ -203,3 +203,101 @@ def test_a_benchmark_goal_out_of_range_fails_before_any_run(tmp_path: Path) -> N
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "a | maze | seed 0: cannot make sb3_lsp/PointCrossMaze-v0" in result.stderr
     assert "goal index must be in 0..2, got 3" in result.stderr and not (tmp_path / "out").exists()
+
+
+# --- layerwise training: validated up front, resumed, never built on a partial level ---------------
+
+LAYERWISE = {
+    "seed": 3,
+    "levels": [
+        {
+            "env": "Pendulum-v1",
+            "algo": "sac",
+            "hyperparams": {"policy": "LSPPolicy", "n_timesteps": 250, "learning_starts": 100},
+        },
+        {
+            "env": "Pendulum-v1",
+            "algo": "sac",
+            "wrapper": {"action_repeat": 2, "prior_coef": 0.1},
+            "hyperparams": {"policy": "LSPPolicy", "n_timesteps": 200, "learning_starts": 50},
+        },
+    ],
+}
+
+
+def hierarchy_cli(config: dict, output: Path, *extra: str, popen: bool = False):
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = output.parent / f"{output.name}.yml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "sb3_lsp.hierarchy", "train", str(path), "--output", str(output), *extra]
+    if popen:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["levels"][1]["wrapper"].update(action_reapet=2), "unknown key 'action_reapet'"),
+        (lambda c: c["levels"][1]["wrapper"].update(prior_coef="1e-1"), "in YAML write numbers with a dot"),
+        (lambda c: c["levels"][1]["wrapper"].update(lower_obs=2), "lower_obs=2"),
+        (lambda c: c["levels"][0]["hyperparams"].update(policy="MlpPolicy"), "level 1 (Pendulum-v1): "),
+        (lambda c: c["levels"][1].update(wrappers={}), "unknown key 'wrappers' in"),
+        (lambda c: c["levels"][0]["hyperparams"].update(n_timesteps="1e4"), "n_timesteps must be a positive integer"),
+    ],
+)
+def test_a_mistake_in_any_level_fails_before_level_0_trains(tmp_path: Path, change, message: str) -> None:
+    import copy
+
+    config = copy.deepcopy(LAYERWISE)
+    change(config)
+    result = hierarchy_cli(config, tmp_path / "out")
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_level_that_ended_before_its_budget_stops_the_command(tmp_path: Path) -> None:
+    # rl_zoo3's -n overrides the budget, as an interrupted run would end early
+    result = hierarchy_cli(LAYERWISE, tmp_path / "out", "--", "-n", "120", "--eval-freq", "-1")
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "level 0/1 (Pendulum-v1) ended after 120 of its 250 steps" in result.stderr
+    assert not (tmp_path / "out" / "level_1").exists() and not (tmp_path / "out" / "hierarchy.zip").exists()
+
+
+def test_an_interrupted_run_resumes_reusing_every_finished_level(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    process = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1", popen=True)
+    deadline = time.time() + 300
+    while not (out / "level_1").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (out / "level_0" / "finished.json").is_file()
+    os.killpg(process.pid, signal.SIGKILL)  # killed while level 1 trains
+    process.wait()
+    assert not (out / "hierarchy.zip").exists()
+
+    resumed = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert (
+        "level 0/1: reusing" in resumed.stdout and "level 1/1: an earlier run of this level did not finish" in resumed.stdout
+    )
+    assert not (out / "level_0" / "sac" / "Pendulum-v1_2").exists()  # level 0 not retrained
+
+    again = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1")
+    assert again.returncode == 0 and "level 0/1: reusing" in again.stdout and "level 1/1: reusing" in again.stdout
+    policy = HierarchicalPolicy.load(out / "hierarchy.zip")
+    assert policy.action_repeats == [2] and policy.latent_bounds == [3.0]
+    # a changed level-1 setting retrains level 1 only
+    import copy
+
+    changed = copy.deepcopy(LAYERWISE)
+    changed["levels"][1]["wrapper"]["prior_coef"] = 0.5
+    rerun = hierarchy_cli(changed, out, "--", "--eval-freq", "-1")
+    assert rerun.returncode == 0 and "level 0/1: reusing" in rerun.stdout and "level 1/1: the run in" in rerun.stdout

@@ -25,30 +25,118 @@ record_video work on it); the composed :class:`HierarchicalPolicy` is saved as
 """
 
 import argparse
+import difflib
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import yaml
 from huggingface_sb3 import EnvironmentName
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
 
+from sb3_lsp.checks import finite_number, positive_int
+from sb3_lsp.hierarchy.levels import find_zoo_run_files
 from sb3_lsp.hierarchy.policy import HierarchicalPolicy
+from sb3_lsp.hierarchy.wrapper import LatentActionWrapper
 
 WRAPPER_CLASS = "sb3_lsp.LatentActionWrapper"
+CONFIG_KEYS = {"output", "seed", "levels", "baseline"}
+LEVEL_KEYS = {"env", "algo", "wrapper", "hyperparams"}
+WRAPPER_KEYS = {"latent_bound", "action_repeat", "action_prior", "prior_coef", "lower_obs"}
+#: Written into a level's folder when its run finished with its full budget (what a rerun reuses).
+FINISHED_FILE = "finished.json"
+
+
+def _refuse_unknown(entry: dict[str, Any], known: set[str], where: str) -> None:
+    for key in set(entry) - known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else f" Valid keys: {sorted(known)}."
+        raise ValueError(f"unknown key {key!r} in {where}.{hint}")
 
 
 def _validated_levels(config: Any, path: Path) -> list[dict[str, Any]]:
+    """Check the config's keys and values (every level's) before anything trains."""
     levels = config.get("levels") if isinstance(config, dict) else None
     if not isinstance(levels, list) or not levels:
         raise ValueError(f"{path}: expected a non-empty 'levels:' list (lowest level first).")
+    _refuse_unknown(config, CONFIG_KEYS, f"{path}")
     for index, level in enumerate(levels):
+        where = f"{path}, level {index}"
+        if not isinstance(level, dict):
+            raise ValueError(f"{where}: expected a mapping with env, algo, hyperparams (and wrapper above level 0).")
+        _refuse_unknown(level, LEVEL_KEYS, where)
         missing = {"env", "hyperparams"} - set(level)
         if missing:
-            raise ValueError(f"{path}: level {index} lacks {sorted(missing)} (each level needs env, hyperparams).")
+            raise ValueError(f"{where} lacks {sorted(missing)} (each level needs env, hyperparams).")
         if index == 0 and "wrapper" in level:
             raise ValueError(f"{path}: level 0 acts on the raw environment and takes no 'wrapper:' settings.")
+        hyperparams = level["hyperparams"]
+        if not isinstance(hyperparams, dict) or "n_timesteps" not in hyperparams:
+            raise ValueError(f"{where}: hyperparams needs n_timesteps (the level's budget).")
+        hyperparams["n_timesteps"] = positive_int(f"{where}: n_timesteps", _number(hyperparams["n_timesteps"]))
+        wrapper = level.get("wrapper", {})
+        _refuse_unknown(wrapper, WRAPPER_KEYS, f"{where}, wrapper")
+        for name in ("latent_bound", "prior_coef"):
+            if name in wrapper:
+                wrapper[name] = finite_number(f"{where}: {name}", wrapper[name], positive=name == "latent_bound",
+                                              non_negative=name == "prior_coef")  # fmt: skip
+        if "action_repeat" in wrapper:
+            wrapper["action_repeat"] = positive_int(f"{where}: action_repeat", wrapper["action_repeat"])
     return levels
+
+
+def _number(value: Any) -> Any:
+    """Integral floats (YAML's 1.0e4) as ints; everything else unchanged, for the checks to name."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def check_levels_build(levels: list[dict[str, Any]]) -> None:
+    """
+    Build every level's environment and wrapper stack once, on untrained stand-ins for the levels
+    below, so a mistake in level 2 (a wrong lower_obs, a policy that is not a flow) fails in
+    seconds instead of after levels 0 and 1 have trained.
+    """
+    from rl_zoo3 import ALGOS
+
+    stand_ins: list[Any] = []
+    for index, level in enumerate(levels):
+        hyperparams = level["hyperparams"]
+        algo = level.get("algo", "sac")
+        if algo not in ALGOS:
+            raise ValueError(f"level {index}: unknown algo {algo!r} (the RL Zoo's: {sorted(ALGOS)}).")
+        try:
+            env = gym.make(level["env"], **hyperparams.get("env_kwargs", {}))
+            for below in range(index):
+                env = LatentActionWrapper(env, stand_ins[below], **levels[below + 1].get("wrapper", {}))
+            policy_kwargs = hyperparams.get("policy_kwargs", {})
+            if isinstance(policy_kwargs, str):  # the RL Zoo also takes it as a Python expression
+                policy_kwargs = eval(policy_kwargs)
+            policy = hyperparams.get("policy", "MlpPolicy")
+            small = {"buffer_size": 1} if issubclass(ALGOS[algo], OffPolicyAlgorithm) else {}  # built, never trained
+            stand_ins.append(ALGOS[algo](policy, env, policy_kwargs=policy_kwargs, device="cpu", **small))
+        except (ValueError, TypeError, gym.error.Error) as error:
+            raise ValueError(f"level {index} ({level['env']}): {error}") from error
+
+
+def _digest(entry: dict[str, Any], env_id: str, algo: str, seed: int) -> str:
+    text = json.dumps({"env": env_id, "algo": algo, "seed": seed, "hyperparams": entry}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_steps(run_folder: Path) -> int:
+    """``num_timesteps`` of the model a run folder holds."""
+    model_zip, _ = find_zoo_run_files(run_folder)
+    data, _, _ = load_from_zip_file(model_zip, load_data=True, device="cpu")
+    return int(data["num_timesteps"]) if data else 0
+
+
+class IncompleteLevelError(RuntimeError):
+    """A level's RL Zoo run ended before its budget."""
 
 
 def zoo_hyperparams(levels: list[dict[str, Any]], index: int, run_folders: list[Path]) -> dict[str, Any]:
@@ -79,6 +167,7 @@ def load_config(config_path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"No hierarchy config at {config_path}.")
     config = yaml.safe_load(config_path.read_text())
     _validated_levels(config, config_path)
+    check_levels_build(config["levels"])
     return config
 
 
@@ -130,17 +219,33 @@ def train(config: dict[str, Any], output: Path | None, seed: int | None, zoo_arg
 
     run_folders: list[Path] = []
     for index, level in enumerate(levels):
-        run_folders.append(
-            train_zoo_run(
-                level["env"],
-                level.get("algo", "sac"),
-                zoo_hyperparams(levels, index, run_folders),
-                output / f"level_{index}",
-                seed + index,
-                zoo_args,
-                label=f"level {index}/{len(levels) - 1}",
+        label = f"level {index}/{len(levels) - 1}"
+        algo, entry, level_seed = level.get("algo", "sac"), zoo_hyperparams(levels, index, run_folders), seed + index
+        level_folder = output / f"level_{index}"
+        digest = _digest(entry, level["env"], algo, level_seed)  # the lower levels' run folders are in entry
+        finished = level_folder / FINISHED_FILE
+        if finished.is_file():
+            record = json.loads(finished.read_text())
+            run_folder = Path(record["run_folder"])
+            if record["digest"] == digest and run_folder.is_dir() and trained_steps(run_folder) >= record["budget"]:
+                print(f"[sb3_lsp] {label}: reusing {run_folder} (same settings, {record['budget']} steps done)", flush=True)
+                run_folders.append(run_folder)
+                continue
+            print(f"[sb3_lsp] {label}: the run in {run_folder} has other settings or is incomplete: retraining", flush=True)
+            finished.unlink()
+        elif level_folder.is_dir():
+            print(f"[sb3_lsp] {label}: an earlier run of this level did not finish: retraining it", flush=True)
+        run_folder = train_zoo_run(level["env"], algo, entry, level_folder, level_seed, zoo_args, label=label)
+        # rl_zoo3 saves the model and exits 0 when its training is interrupted (SIGINT): never build
+        # the next level on a partial one.
+        steps, budget = trained_steps(run_folder), entry["n_timesteps"]
+        if steps < budget:
+            raise IncompleteLevelError(
+                f"{label} ({level['env']}) ended after {steps} of its {budget} steps ({run_folder}); the next level "
+                "is not trained on a partial one. Rerun the same command to train it again."
             )
-        )
+        finished.write_text(json.dumps({"digest": digest, "run_folder": str(run_folder), "budget": budget}))
+        run_folders.append(run_folder)
 
     policy = HierarchicalPolicy.from_levels(run_folders, [level.get("wrapper", {}) for level in levels[1:]])
     policy_path = output / "hierarchy.zip"
@@ -170,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         train(load_config(args.config), args.output, args.seed, zoo_args)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"python -m sb3_lsp.hierarchy: error: {error}\n")
+    except IncompleteLevelError as error:
+        parser.exit(3, f"python -m sb3_lsp.hierarchy: error: {error}\n")
     except subprocess.CalledProcessError as error:
         parser.exit(error.returncode, f"python -m sb3_lsp.hierarchy: error: rl_zoo3.train failed: {error}\n")
 

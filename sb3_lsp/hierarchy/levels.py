@@ -23,7 +23,7 @@ LevelSource = str | Path | BaseAlgorithm | BasePolicy
 LowerObs = int | Sequence[int] | None
 
 
-def _find_zoo_run_files(folder: Path) -> tuple[Path, Path | None]:
+def find_zoo_run_files(folder: Path) -> tuple[Path, Path | None]:
     """The model and (if the run normalized observations) the VecNormalize statistics of an RL Zoo run folder."""
     # An RL Zoo run folder logs/<algo>/<env>_<id>/ holds <env>.zip and <env>/{config.yml, args.yml, vecnormalize.pkl}
     for params_dir in sorted(p for p in folder.iterdir() if (p / "config.yml").is_file()):
@@ -113,7 +113,7 @@ class FrozenLevel:
                     "(logs/<algo>/<env>_<id>/) or a loaded model."
                 )
             if path.is_dir():
-                path, stats_path = _find_zoo_run_files(path)
+                path, stats_path = find_zoo_run_files(path)
                 if stats_path is not None:
                     with stats_path.open("rb") as file:
                         obs_normalizer = pickle.load(file)
