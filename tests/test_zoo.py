@@ -302,3 +302,40 @@ def test_a_killed_worker_leaves_the_study_usable(postgresql: str, tmp_path: Path
     assert retries[0].params == killed[0].params
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tmp_path: Path) -> None:
+    # A journal has no heartbeat: the next worker on the same host sees the dead pid instead
+    conf = small_config(tmp_path, "sac", learning_starts=100)
+    tune = (
+        "sb3_lsp.zoo", "train", "--algo", "sac", "--env", "Pendulum-v1", "-conf", str(conf), *STEPS, *TUNING,
+        "--optimize", "--storage", "study.log", "--study-name", "killed", "--max-total-trials", "2", "--no-optim-plots",
+    )  # fmt: skip
+    victim = start(*tune, "--seed", "1", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(KeyError, FileNotFoundError):  # the study does not exist yet
+                running = load_journal(tmp_path / "study.log", "killed").get_trials(states=(TrialState.RUNNING,))
+                killed = [t for t in running if "embedding_dim" in t.params]  # sampled to the end: learning
+                if killed:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker to kill never ran a trial")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    finally:
+        victim.kill()
+    fresh = start(*tune, "--seed", "2", cwd=tmp_path)
+    output = fresh.communicate(timeout=300)[0]
+    assert fresh.returncode == 0, output
+
+    trials = load_journal(tmp_path / "study.log", "killed").trials
+    by_number = {t.number: t for t in trials}
+    assert by_number[killed[0].number].state == TrialState.FAIL
+    assert by_number[killed[0].number].user_attrs["fail_reason"] == f"worker {killed[0].user_attrs['worker']} died"
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == killed[0].number]
+    assert [t.state for t in retries] == [TrialState.COMPLETE] and retries[0].params == killed[0].params
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

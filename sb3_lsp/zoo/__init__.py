@@ -339,6 +339,48 @@ def _open_database(url: str, heartbeat_interval: int) -> RDBStorage:
         ) from error
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+    """
+    On a journal storage (no heartbeat), end FAIL the RUNNING trials whose ``worker`` (host:pid)
+    ran on this host and no longer exists, and queue each again once with the same parameters,
+    as RetryHeartbeatStaleTrialCallback does on a database. Trials of other hosts are left alone:
+    from here nobody can tell whether their worker lives.
+
+    :return: The numbers of the trials ended FAIL.
+    """
+    host, failed = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or _process_exists(int(pid)):
+            continue
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
+        if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            continue  # another worker did it first
+        failed.append(trial.number)
+        if "retry_of" not in trial.user_attrs:  # once, as on a database
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    return failed
+
+
+def _live_running_trials(study: optuna.Study, storage: optuna.storages.BaseStorage | None) -> bool:
+    """Whether another worker's trial may still come back (FAIL and retried) for this worker to run."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if isinstance(storage, RDBStorage):
+        return bool(running)  # the heartbeat ends a dead worker's trial
+    host = socket.gethostname()
+    return any(str(trial.user_attrs.get("worker", "")).startswith(f"{host}:") for trial in running)
+
+
 class _ConsecutiveFailures:
     """Study callback: stop this worker after ``limit`` of its trials failed in a row."""
 
@@ -482,6 +524,10 @@ class LSPExperimentManager(ExperimentManager):
             load_if_exists=True,
             direction="maximize",
         )
+        if isinstance(storage, JournalStorage):
+            dead = fail_dead_local_trials(study)
+            if dead and self.verbose > 0:
+                print(f"Trials {dead} of workers on this host that died: ended FAIL and queued again once")
         if "command" not in study.user_attrs:
             study.set_user_attr("command", " ".join(sys.orig_argv))
             for key in sorted(self._hyperparams):
@@ -492,8 +538,7 @@ class LSPExperimentManager(ExperimentManager):
             if self.max_total_trials is None:
                 self._optimize(study, failures, n_trials=self.n_trials)
             else:
-                heartbeat = storage.heartbeat_interval if isinstance(storage, RDBStorage) else None
-                self._optimize_until_total(study, failures, self.max_total_trials, heartbeat)
+                self._optimize_until_total(study, failures, self.max_total_trials, storage)
         except KeyboardInterrupt:
             pass
         self._write_report(study)
@@ -515,19 +560,27 @@ class LSPExperimentManager(ExperimentManager):
         )
 
     def _optimize_until_total(
-        self, study: optuna.Study, failures: _ConsecutiveFailures, max_total_trials: int, heartbeat: int | None
+        self,
+        study: optuna.Study,
+        failures: _ConsecutiveFailures,
+        max_total_trials: int,
+        storage: optuna.storages.BaseStorage | None,
     ) -> None:
         max_trials = MaxTrialsCallback(max_total_trials, states=COUNTED_STATES)
         while not failures.tripped:
             if len(study.get_trials(deepcopy=False, states=COUNTED_STATES)) < max_total_trials:
                 self._optimize(study, failures, callbacks=[max_trials])
-            elif heartbeat and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                # Another worker's trial runs, or its worker died: then, after the grace period, the
-                # trial ends FAIL and its retry waits for this worker
+            elif _live_running_trials(study, storage):
+                # Another worker's trial runs, or its worker died: then (after the heartbeat's grace
+                # period on a database, at once on this host's journal) the trial ends FAIL and its
+                # retry waits for this worker
                 time.sleep(1.0)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ExperimentalWarning)
-                    fail_stale_trials(study)
+                if isinstance(storage, JournalStorage):
+                    fail_dead_local_trials(study)
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ExperimentalWarning)
+                        fail_stale_trials(study)
             else:
                 return
 
