@@ -1,5 +1,6 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
+import difflib
 import inspect
 import warnings
 from typing import Any, ClassVar
@@ -404,12 +405,25 @@ class _LatentSpacePolicyMixin:
                 "actor's mean, and the flow actor has no such Gaussian; its exploration comes from the "
                 "latent h ~ N(0, I). Pass use_sde=False (the default)."
             )
+        self._refuse_unknown_arguments(kwargs)
         _warn_about_gaussian_only_arguments(kwargs)
         kwargs["net_arch"] = _critic_net_arch(kwargs.get("net_arch"))
         if "features_extractor_class" not in kwargs:
             self._check_observation_space(observation_space, normalize_images=kwargs.get("normalize_images", True))
             kwargs["features_extractor_class"] = self.default_features_extractor_class
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
+
+    @classmethod
+    def _refuse_unknown_arguments(cls, kwargs: dict[str, Any]) -> None:
+        """A misspelt policy_kwargs key gets the closest valid name, not torch's or SB3's TypeError."""
+        base = next(klass for klass in cls.__mro__ if klass in (SACPolicy, TQCPolicy))
+        known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES)
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known - {"self", "kwargs"}), n=1)
+                valid = f"valid: the flow's {list(FLOW_KWARG_NAMES)} and {base.__name__}'s"
+                hint = f"did you mean {close[0]!r}?" if close else valid
+                raise ValueError(f"{cls.policy_alias} got the unknown policy_kwargs key {key!r}: {hint}")
 
     @classmethod
     def _check_observation_space(cls, observation_space: spaces.Space, normalize_images: bool) -> None:

@@ -269,34 +269,43 @@ def test_a_level_that_ended_before_its_budget_stops_the_command(tmp_path: Path) 
 
 
 def test_an_interrupted_run_resumes_reusing_every_finished_level(tmp_path: Path) -> None:
+    import copy
     import os
     import signal
     import time
 
     out = tmp_path / "out"
-    process = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1", popen=True)
-    deadline = time.time() + 300
-    while not (out / "level_1").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert (out / "level_0" / "finished.json").is_file()
-    os.killpg(process.pid, signal.SIGKILL)  # killed while level 1 trains
-    process.wait()
-    assert not (out / "hierarchy.zip").exists()
+
+    def run_until(condition) -> None:
+        """Start the command, and SIGKILL its whole process group (rl_zoo3 child included) once ``condition()``."""
+        process = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1", popen=True)
+        deadline = time.time() + 300
+        while not condition() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert condition(), process.communicate()[0]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # 1. killed while level 0 trains: nothing finished, nothing reused
+    run_until(lambda: (out / "level_0" / "hyperparams.yml").is_file())
+    assert not (out / "level_0" / "finished.json").exists()
+    # 2. rerun, killed while level 1 trains
+    run_until(lambda: (out / "level_1" / "hyperparams.yml").is_file())
+    assert (out / "level_0" / "finished.json").is_file() and not (out / "hierarchy.zip").exists()
+    level0_run = json.loads((out / "level_0" / "finished.json").read_text())["run_folder"]
 
     resumed = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert (
-        "level 0/1: reusing" in resumed.stdout and "level 1/1: an earlier run of this level did not finish" in resumed.stdout
-    )
-    assert not (out / "level_0" / "sac" / "Pendulum-v1_2").exists()  # level 0 not retrained
+    assert f"level 0/1: reusing {level0_run}" in resumed.stdout
+    assert "level 1/1: an earlier run of this level did not finish" in resumed.stdout
 
     again = hierarchy_cli(LAYERWISE, out, "--", "--eval-freq", "-1")
     assert again.returncode == 0 and "level 0/1: reusing" in again.stdout and "level 1/1: reusing" in again.stdout
+    # the same hierarchy an uninterrupted run writes: the config's settings, level 0 from its finished run
     policy = HierarchicalPolicy.load(out / "hierarchy.zip")
     assert policy.action_repeats == [2] and policy.latent_bounds == [3.0]
+    assert str(policy.levels[0].source).startswith(level0_run)
     # a changed level-1 setting retrains level 1 only
-    import copy
-
     changed = copy.deepcopy(LAYERWISE)
     changed["levels"][1]["wrapper"]["prior_coef"] = 0.5
     rerun = hierarchy_cli(changed, out, "--", "--eval-freq", "-1")
