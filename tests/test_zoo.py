@@ -339,3 +339,27 @@ def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tm
     assert [t.state for t in retries] == [TrialState.COMPLETE] and retries[0].params == killed[0].params
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.parametrize(
+    ("algo", "changes", "message"),
+    [
+        ("sac", {"policy_kwargs": "dict(n_couplin_layers=3)"}, "unknown policy_kwargs key 'n_couplin_layers'"),
+        ("tqc", {"policy_kwargs": "dict(n_quantiles=5, coupling_net_arc=[4])"}, "did you mean 'coupling_net_arch'"),
+        (
+            "sac",
+            {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coeff": 0.1}}]},
+            "unknown sb3_lsp.LatentActionWrapper argument 'prior_coeff': did you mean 'prior_coef'",
+        ),
+    ],
+)
+def test_zoo_settings_are_checked_before_the_run_folder_is_written(
+    tmp_path: Path, algo: str, changes: dict, message: str
+) -> None:
+    conf = small_config(tmp_path, algo, **changes)
+    result = run(
+        "sb3_lsp.zoo", "train", "--algo", algo, "--env", "Pendulum-v1", "-conf", str(conf), *STEPS, "-f", "logs",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+    assert not list((tmp_path / "logs").glob(f"{algo}/Pendulum-v1_*"))

@@ -18,6 +18,8 @@ rl_zoo3's own, unchanged. Importing this module installs it; inside ``python -m 
 
 import contextlib
 import copy
+import difflib
+import inspect
 import os
 import pickle
 import socket
@@ -55,7 +57,7 @@ from rl_zoo3.utils import get_class_by_name, get_wrapper_class
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_lsp.hierarchy import LatentActionWrapper
-from sb3_lsp.policies import LSPPolicy, TQCLSPPolicy
+from sb3_lsp.policies import SAC_POLICY_ALIASES, TQC_POLICY_ALIASES, LSPPolicy, TQCLSPPolicy
 
 #: Observation-embedding MLPs the sampler chooses from (the paper's is ``"medium"``).
 EMBEDDING_NET_ARCHS: dict[str, list[int]] = {"small": [64, 64], "medium": [128, 128], "big": [256, 256]}
@@ -114,7 +116,7 @@ def is_latent_space_policy(policy: str | type) -> bool:
     :param policy: A hyperparameter file's ``policy``: an alias, or a class (rl_zoo3 imports dotted paths).
     :return: Whether it is this plugin's policy for SAC or TQC.
     """
-    return policy == "LSPPolicy" or (isinstance(policy, type) and issubclass(policy, (LSPPolicy, TQCLSPPolicy)))
+    return policy in SAC_POLICY_ALIASES or (isinstance(policy, type) and issubclass(policy, (LSPPolicy, TQCLSPPolicy)))
 
 
 def _policy_kwargs(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -398,6 +400,31 @@ class _ConsecutiveFailures:
             study.stop()
 
 
+def check_zoo_settings(hyperparams: dict[str, Any], env_wrapper: Any, algo: str) -> None:
+    """
+    Refuse, naming the closest valid key, a misspelt ``policy_kwargs`` key of a latent-space policy
+    and a misspelt :class:`~sb3_lsp.LatentActionWrapper` argument in ``env_wrapper``.
+
+    :param hyperparams: The YAML entry after rl_zoo3's preprocessing (``policy_kwargs`` a dict).
+    :param env_wrapper: The entry's ``env_wrapper`` as written in the YAML.
+    :param algo: The RL Zoo algorithm name (``sac``, ``tqc``).
+    """
+    policy = hyperparams.get("policy")
+    if policy is not None and is_latent_space_policy(policy):
+        aliases = TQC_POLICY_ALIASES if algo == "tqc" else SAC_POLICY_ALIASES
+        policy_class = aliases[policy] if isinstance(policy, str) else policy
+        policy_class._refuse_unknown_arguments(dict(hyperparams.get("policy_kwargs") or {}))
+    index = latent_wrapper_index(env_wrapper)
+    if index is not None:
+        _, kwargs = _wrapper_entry(_wrapper_list(env_wrapper)[index])
+        known = set(inspect.signature(LatentActionWrapper.__init__).parameters) - {"self", "env"}
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid: {sorted(known)}"
+                raise ValueError(f"env_wrapper: unknown sb3_lsp.LatentActionWrapper argument {key!r}: {hint}")
+
+
 class LSPExperimentManager(ExperimentManager):
     """
     rl_zoo3's ``ExperimentManager``; everything it does for training is unchanged. For tuning:
@@ -425,7 +452,11 @@ class LSPExperimentManager(ExperimentManager):
     ) -> tuple[dict[str, Any], Callable | None, list[BaseCallback], Callable | None]:
         # Kept so that each trial can rebuild the wrappers with its own LatentActionWrapper arguments
         self._yaml_env_wrapper = copy.deepcopy(hyperparams.get("env_wrapper"))
-        return super()._preprocess_hyperparams(hyperparams)
+        processed = super()._preprocess_hyperparams(hyperparams)
+        # rl_zoo3 writes the run folder next, and finds a misspelt key only when it builds the
+        # model or the envs: check the flow's and the wrapper's keys before that
+        check_zoo_settings(processed[0], self._yaml_env_wrapper, self.algo)
+        return processed
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.trial_id is None or not (self.storage and self.study_name):
