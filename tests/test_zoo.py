@@ -351,6 +351,12 @@ def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tm
             {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coeff": 0.1}}]},
             "unknown sb3_lsp.LatentActionWrapper argument 'prior_coeff': did you mean 'prior_coef'",
         ),
+        ("sac", {"policy_kwargs": "dict(n_coupling_layers=0)"}, "n_coupling_layers must be a positive integer"),
+        (
+            "sac",
+            {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coef": "1e-1"}}]},
+            "prior_coef must be a finite number >= 0, got the string '1e-1'",
+        ),
     ],
 )
 def test_zoo_settings_are_checked_before_the_run_folder_is_written(

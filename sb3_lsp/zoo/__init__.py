@@ -39,6 +39,7 @@ import rl_zoo3.exp_manager
 import rl_zoo3.train
 import sqlalchemy
 import sqlalchemy.exc
+from gymnasium import spaces
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
@@ -56,8 +57,16 @@ from rl_zoo3.hyperparams_opt import (
 from rl_zoo3.utils import get_class_by_name, get_wrapper_class
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_lsp.checks import finite_number, positive_int
 from sb3_lsp.hierarchy import LatentActionWrapper
-from sb3_lsp.policies import SAC_POLICY_ALIASES, TQC_POLICY_ALIASES, LSPPolicy, TQCLSPPolicy
+from sb3_lsp.policies import (
+    FLOW_KWARG_NAMES,
+    SAC_POLICY_ALIASES,
+    TQC_POLICY_ALIASES,
+    LSPPolicy,
+    TQCLSPPolicy,
+    _resolve_flow_kwargs,
+)
 
 #: Observation-embedding MLPs the sampler chooses from (the paper's is ``"medium"``).
 EMBEDDING_NET_ARCHS: dict[str, list[int]] = {"small": [64, 64], "medium": [128, 128], "big": [256, 256]}
@@ -413,7 +422,10 @@ def check_zoo_settings(hyperparams: dict[str, Any], env_wrapper: Any, algo: str)
     if policy is not None and is_latent_space_policy(policy):
         aliases = TQC_POLICY_ALIASES if algo == "tqc" else SAC_POLICY_ALIASES
         policy_class = aliases[policy] if isinstance(policy, str) else policy
-        policy_class._refuse_unknown_arguments(dict(hyperparams.get("policy_kwargs") or {}))
+        given = dict(hyperparams.get("policy_kwargs") or {})
+        policy_class._refuse_unknown_arguments(given)
+        # the values too; the action space is not known yet, and only the defaults depend on it
+        _resolve_flow_kwargs(spaces.Box(-1.0, 1.0, (1,)), {key: given[key] for key in FLOW_KWARG_NAMES if key in given})
     index = latent_wrapper_index(env_wrapper)
     if index is not None:
         _, kwargs = _wrapper_entry(_wrapper_list(env_wrapper)[index])
@@ -423,6 +435,11 @@ def check_zoo_settings(hyperparams: dict[str, Any], env_wrapper: Any, algo: str)
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"valid: {sorted(known)}"
                 raise ValueError(f"env_wrapper: unknown sb3_lsp.LatentActionWrapper argument {key!r}: {hint}")
+        for name, check in (("latent_bound", dict(positive=True)), ("prior_coef", dict(non_negative=True))):
+            if name in kwargs:
+                finite_number(f"env_wrapper: LatentActionWrapper {name}", kwargs[name], **check)
+        if "action_repeat" in kwargs:
+            positive_int("env_wrapper: LatentActionWrapper action_repeat", kwargs["action_repeat"])
 
 
 class LSPExperimentManager(ExperimentManager):
