@@ -73,7 +73,6 @@ import argparse
 import copy
 import csv
 import ctypes
-import difflib
 import json
 import multiprocessing
 import os
@@ -105,7 +104,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
-from sb3_lsp.checks import positive_int
+from sb3_lsp.checks import positive_int, refuse_unknown_keys
 from sb3_lsp.diagnostics import SACDiagnostics
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
@@ -174,10 +173,10 @@ def load_config(path: Path) -> dict[str, Any]:
 
 def _refuse_unknown(entry: dict[str, Any], known: set[str], where: str, path: Path) -> None:
     """A key that is not a setting (a typo such as env_kwarg) is an error naming the closest valid one."""
-    for key in set(entry) - known:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else f" Valid keys: {sorted(known)}."
-        raise ValueError(f"{path}: unknown key {key!r} in {where}.{hint}")
+    try:
+        refuse_unknown_keys(entry, known, f"key in {where}")
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def resolve_hyperparams(config: dict[str, Any], env: dict[str, Any], run: dict[str, Any], label: str) -> dict[str, Any]:

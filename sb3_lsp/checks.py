@@ -1,7 +1,9 @@
 """Checks of user-given numbers, in one place: numpy scalars pass, bools and strings are refused by name."""
 
+import difflib
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -32,3 +34,19 @@ def finite_number(name: str, value: Any, *, positive: bool = False, non_negative
     if (positive and value <= 0) or (non_negative and value < 0):
         raise ValueError(f"{name} must be {requirement}, got {_kind(value)}.")
     return float(value)
+
+
+def refuse_unknown_keys(given: Iterable[str], known: Iterable[str], what: str) -> None:
+    """
+    A key that is not a setting (a typo such as ``action_reapeat``) is a ``ValueError`` naming the
+    closest valid one, or every valid one when none is close.
+
+    :param given: The keys the user gave.
+    :param known: The valid keys.
+    :param what: What the keys are, for the message (``"wrapper setting for level 0"``).
+    """
+    valid = sorted(known)
+    for key in sorted(set(given) - set(valid)):
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid: {valid}"
+        raise ValueError(f"unknown {what}: {key!r}; {hint}")

@@ -1,6 +1,5 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
-import difflib
 import inspect
 import warnings
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from sb3_lsp.checks import finite_number, positive_int
+from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.flows import ConditionalRealNVP, TanhBijector, mlp, standard_normal_log_prob
 
 #: Paper appendix A: 128-128 ReLU observation embedding.
@@ -418,12 +417,7 @@ class _LatentSpacePolicyMixin:
         """A misspelt policy_kwargs key gets the closest valid name, not torch's or SB3's TypeError."""
         base = next(klass for klass in cls.__mro__ if klass in (SACPolicy, TQCPolicy))
         known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES)
-        for key in kwargs:
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known - {"self", "kwargs"}), n=1)
-                valid = f"valid: the flow's {list(FLOW_KWARG_NAMES)} and {base.__name__}'s"
-                hint = f"did you mean {close[0]!r}?" if close else valid
-                raise ValueError(f"{cls.policy_alias} got the unknown policy_kwargs key {key!r}: {hint}")
+        refuse_unknown_keys(kwargs, known - {"self", "kwargs"}, f"{cls.policy_alias} policy_kwargs key")
 
     @classmethod
     def _check_observation_space(cls, observation_space: spaces.Space, normalize_images: bool) -> None:

@@ -388,10 +388,10 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     [
         (
             lambda c: c["envs"][0].update(env_kwarg={"goal": 1}),
-            "key 'env_kwarg' in env 'Pendulum-v1'. Did you mean 'env_kwargs'",
+            "unknown key in env 'Pendulum-v1': 'env_kwarg'; did you mean 'env_kwargs'",
         ),
-        (lambda c: c.update(seed=[0]), "unknown key 'seed' in the config. Did you mean 'seeds'"),
-        (lambda c: c["methods"][0].update(polcy_kwargs={}), "Did you mean 'policy_kwargs'"),
+        (lambda c: c.update(seed=[0]), "unknown key in the config: 'seed'; did you mean 'seeds'"),
+        (lambda c: c["methods"][0].update(polcy_kwargs={}), "did you mean 'policy_kwargs'"),
         (lambda c: c["eval"].update(episodes=0), "eval.episodes must be a positive integer"),
         (lambda c: c.update(budget="1e4"), "budget must be a positive integer, got the string '1e4'"),
     ],

@@ -102,7 +102,7 @@ def two_levels(tmp_path_factory) -> tuple[Path, Path]:
     [
         (
             {"action_reapeat": 2},
-            "setting 'action_reapeat' for level 0: did you mean 'action_repeat'",
+            "setting for level 0: 'action_reapeat'; did you mean 'action_repeat'",
         ),
         ({"action_repeat": 0}, "action_repeat must be a positive integer, got 0"),
         ({"action_repeat": 2.7}, "action_repeat must be a positive integer, got 2.7"),
@@ -242,11 +242,11 @@ def hierarchy_cli(config: dict, output: Path, *extra: str, popen: bool = False):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c["levels"][1]["wrapper"].update(action_reapet=2), "unknown key 'action_reapet'"),
+        (lambda c: c["levels"][1]["wrapper"].update(action_reapet=2), "'action_reapet'; did you mean 'action_repeat'"),
         (lambda c: c["levels"][1]["wrapper"].update(prior_coef="1e-1"), "in YAML write numbers with a dot"),
         (lambda c: c["levels"][1]["wrapper"].update(lower_obs=2), "lower_obs=2"),
         (lambda c: c["levels"][0]["hyperparams"].update(policy="MlpPolicy"), "level 1 (Pendulum-v1): "),
-        (lambda c: c["levels"][1].update(wrappers={}), "unknown key 'wrappers' in"),
+        (lambda c: c["levels"][1].update(wrappers={}), "'wrappers'; did you mean 'wrapper'"),
         (lambda c: c["levels"][0]["hyperparams"].update(n_timesteps="1e4"), "n_timesteps must be a positive integer"),
     ],
 )

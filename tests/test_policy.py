@@ -152,7 +152,7 @@ def test_gsde_is_rejected_with_an_explanation() -> None:
         ({"coupling_activation_fn": "NoSuchLayer"}, "coupling_activation_fn must be an nn.Module class"),
         ({"gaussian_base": "yes"}, "gaussian_base must be True or False"),
         ({"net_arch": {"pi": [64], "qf": [64]}}, "embedding_net_arch"),
-        ({"n_couplin_layers": 3}, "unknown policy_kwargs key 'n_couplin_layers': did you mean 'n_coupling_layers'"),
+        ({"n_couplin_layers": 3}, "policy_kwargs key: 'n_couplin_layers'; did you mean 'n_coupling_layers'"),
     ],
 )
 def test_invalid_flow_kwargs_are_rejected(kwargs: dict, message: str) -> None:

@@ -344,12 +344,12 @@ def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tm
 @pytest.mark.parametrize(
     ("algo", "changes", "message"),
     [
-        ("sac", {"policy_kwargs": "dict(n_couplin_layers=3)"}, "unknown policy_kwargs key 'n_couplin_layers'"),
+        ("sac", {"policy_kwargs": "dict(n_couplin_layers=3)"}, "policy_kwargs key: 'n_couplin_layers'"),
         ("tqc", {"policy_kwargs": "dict(n_quantiles=5, coupling_net_arc=[4])"}, "did you mean 'coupling_net_arch'"),
         (
             "sac",
             {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coeff": 0.1}}]},
-            "unknown sb3_lsp.LatentActionWrapper argument 'prior_coeff': did you mean 'prior_coef'",
+            "sb3_lsp.LatentActionWrapper argument in env_wrapper: 'prior_coeff'; did you mean 'prior_coef'",
         ),
         ("sac", {"policy_kwargs": "dict(n_coupling_layers=0)"}, "n_coupling_layers must be a positive integer"),
         (

@@ -25,7 +25,6 @@ record_video work on it); the composed :class:`HierarchicalPolicy` is saved as
 """
 
 import argparse
-import difflib
 import hashlib
 import json
 import subprocess
@@ -39,7 +38,7 @@ from huggingface_sb3 import EnvironmentName
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
-from sb3_lsp.checks import finite_number, positive_int
+from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import find_zoo_run_files
 from sb3_lsp.hierarchy.policy import HierarchicalPolicy
 from sb3_lsp.hierarchy.wrapper import LatentActionWrapper
@@ -52,24 +51,17 @@ WRAPPER_KEYS = {"latent_bound", "action_repeat", "action_prior", "prior_coef", "
 FINISHED_FILE = "finished.json"
 
 
-def _refuse_unknown(entry: dict[str, Any], known: set[str], where: str) -> None:
-    for key in set(entry) - known:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else f" Valid keys: {sorted(known)}."
-        raise ValueError(f"unknown key {key!r} in {where}.{hint}")
-
-
 def _validated_levels(config: Any, path: Path) -> list[dict[str, Any]]:
     """Check the config's keys and values (every level's) before anything trains."""
     levels = config.get("levels") if isinstance(config, dict) else None
     if not isinstance(levels, list) or not levels:
         raise ValueError(f"{path}: expected a non-empty 'levels:' list (lowest level first).")
-    _refuse_unknown(config, CONFIG_KEYS, f"{path}")
+    refuse_unknown_keys(config, CONFIG_KEYS, f"key in {path}")
     for index, level in enumerate(levels):
         where = f"{path}, level {index}"
         if not isinstance(level, dict):
             raise ValueError(f"{where}: expected a mapping with env, algo, hyperparams (and wrapper above level 0).")
-        _refuse_unknown(level, LEVEL_KEYS, where)
+        refuse_unknown_keys(level, LEVEL_KEYS, f"key in {where}")
         missing = {"env", "hyperparams"} - set(level)
         if missing:
             raise ValueError(f"{where} lacks {sorted(missing)} (each level needs env, hyperparams).")
@@ -80,7 +72,7 @@ def _validated_levels(config: Any, path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{where}: hyperparams needs n_timesteps (the level's budget).")
         hyperparams["n_timesteps"] = positive_int(f"{where}: n_timesteps", _number(hyperparams["n_timesteps"]))
         wrapper = level.get("wrapper", {})
-        _refuse_unknown(wrapper, WRAPPER_KEYS, f"{where}, wrapper")
+        refuse_unknown_keys(wrapper, WRAPPER_KEYS, f"key in {where}, wrapper")
         for name in ("latent_bound", "prior_coef"):
             if name in wrapper:
                 wrapper[name] = finite_number(f"{where}: {name}", wrapper[name], positive=name == "latent_bound",

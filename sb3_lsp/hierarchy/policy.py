@@ -1,6 +1,5 @@
 """``HierarchicalPolicy``: the composed policy f0 o f1 o ... o f(K-1) acting on the raw environment."""
 
-import difflib
 import importlib
 import inspect
 import io
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_lsp.checks import finite_number, positive_int
+from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource
 from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND, LatentActionWrapper
 
@@ -104,10 +103,7 @@ class HierarchicalPolicy:
             raise ValueError(f"{len(levels)} levels need {len(levels) - 1} wrapper settings, got {len(wrappers)}.")
         known = set(inspect.signature(LatentActionWrapper.__init__).parameters) - {"self", "env", "lower"}
         for index, settings in enumerate(wrappers):
-            for key in set(settings) - known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {sorted(known)}"
-                raise ValueError(f"Unknown LatentActionWrapper setting {key!r} for level {index}: {hint}")
+            refuse_unknown_keys(settings, known, f"LatentActionWrapper setting for level {index}")
         frozen = [
             FrozenLevel.load(source, lower_obs=settings.get("lower_obs"), device=device)
             for source, settings in zip(levels, [*wrappers, {}], strict=True)

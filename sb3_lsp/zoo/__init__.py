@@ -18,7 +18,6 @@ rl_zoo3's own, unchanged. Importing this module installs it; inside ``python -m 
 
 import contextlib
 import copy
-import difflib
 import inspect
 import os
 import pickle
@@ -57,7 +56,7 @@ from rl_zoo3.hyperparams_opt import (
 from rl_zoo3.utils import get_class_by_name, get_wrapper_class
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_lsp.checks import finite_number, positive_int
+from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy import LatentActionWrapper
 from sb3_lsp.policies import (
     FLOW_KWARG_NAMES,
@@ -430,11 +429,7 @@ def check_zoo_settings(hyperparams: dict[str, Any], env_wrapper: Any, algo: str)
     if index is not None:
         _, kwargs = _wrapper_entry(_wrapper_list(env_wrapper)[index])
         known = set(inspect.signature(LatentActionWrapper.__init__).parameters) - {"self", "env"}
-        for key in kwargs:
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"valid: {sorted(known)}"
-                raise ValueError(f"env_wrapper: unknown sb3_lsp.LatentActionWrapper argument {key!r}: {hint}")
+        refuse_unknown_keys(kwargs, known, "sb3_lsp.LatentActionWrapper argument in env_wrapper")
         for name, check in (("latent_bound", dict(positive=True)), ("prior_coef", dict(non_negative=True))):
             if name in kwargs:
                 finite_number(f"env_wrapper: LatentActionWrapper {name}", kwargs[name], **check)
