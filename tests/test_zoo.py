@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -23,7 +23,7 @@ import sqlalchemy
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
@@ -266,27 +266,27 @@ def test_two_workers_share_one_postgresql_study(postgresql: str, tmp_path: Path)
     assert {report.stem.rsplit("_", 1)[1] for report in reports} == {str(worker.pid) for worker in workers}
 
 
+def wait_for_a_learning_trial(load: Callable[[], optuna.Study], pid: int) -> list[FrozenTrial]:
+    """Poll the study until worker ``pid`` runs a trial sampled to the end (so learning), within 120 s."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KeyError, FileNotFoundError):  # the study does not exist yet
+            running = load().get_trials(states=(TrialState.RUNNING,))
+            # embedding_dim is the last parameter sampled
+            killed = [t for t in running if t.user_attrs.get("worker", "").endswith(f":{pid}") and "embedding_dim" in t.params]
+            if killed:
+                return killed
+        time.sleep(0.2)
+    pytest.fail("the worker to kill never ran a trial")
+
+
 def test_a_killed_worker_leaves_the_study_usable(postgresql: str, tmp_path: Path) -> None:
     # Long enough trials to be killed in the middle of one
     tune = _tune_on(postgresql, "killed", small_config(tmp_path, "sac", learning_starts=100), max_total_trials=3)
     env = {**ENV, "SB3_LSP_HEARTBEAT_INTERVAL": "1"}
     victim, survivor = (start(*tune, "--seed", str(seed), cwd=tmp_path, env=env) for seed in (1, 2))
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(KeyError):  # the study does not exist yet
-                running = optuna.load_study(study_name="killed", storage=postgresql).get_trials(states=(TrialState.RUNNING,))
-                # Sampled to the end (embedding_dim is the last parameter), so it is learning
-                killed = [
-                    t
-                    for t in running
-                    if t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and "embedding_dim" in t.params
-                ]
-                if killed:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the worker to kill never ran a trial")
+        killed = wait_for_a_learning_trial(lambda: optuna.load_study(study_name="killed", storage=postgresql), victim.pid)
         victim.send_signal(signal.SIGKILL)
         output = survivor.communicate(timeout=300)[0]
     finally:
@@ -313,16 +313,7 @@ def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tm
     )  # fmt: skip
     victim = start(*tune, "--seed", "1", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(KeyError, FileNotFoundError):  # the study does not exist yet
-                running = load_journal(tmp_path / "study.log", "killed").get_trials(states=(TrialState.RUNNING,))
-                killed = [t for t in running if "embedding_dim" in t.params]  # sampled to the end: learning
-                if killed:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the worker to kill never ran a trial")
+        killed = wait_for_a_learning_trial(lambda: load_journal(tmp_path / "study.log", "killed"), victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     finally:
