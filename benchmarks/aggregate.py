@@ -29,7 +29,17 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import commands_in, env_name, grid_specs, levels_named, load_config, pretrained_specs, run_status, slug
+from benchmarks.run import (
+    commands_in,
+    env_name,
+    grid_specs,
+    levels_named,
+    load_config,
+    pretrained_specs,
+    run_status,
+    slug,
+    trained_levels,
+)
 
 matplotlib.use("Agg")  # headless: PNG files only
 import matplotlib.pyplot as plt
@@ -60,7 +70,7 @@ def spec_digest(spec: dict[str, Any]) -> str:
 def expected_runs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], tuple[Path, dict[str, Any]]]:
     """Every run of the config, pretrained levels and grid, by (kind, name, env, seed) -> (folder, spec)."""
     runs = {}
-    for (name, level), phase in zip(config.get("pretrained", {}).items(), pretrained_specs(config), strict=True):
+    for (name, level), phase in zip(trained_levels(config).items(), pretrained_specs(config), strict=True):
         for folder, spec in phase:
             runs["pretrained", name, level["env"], spec["seed"]] = (folder, spec)
     for folder, spec in grid_specs(config):

@@ -27,6 +27,9 @@ Reads top to bottom: config -> environments -> evaluation -> one run -> the grid
     pretrained:                          # optional: levels trained once per seed before the grid
       motion:                            # same keys as a method, plus env / env_kwargs
         {env: sb3_lsp/PointAnyDirection-v0, algo: sac, policy: LSPPolicy, budget: 10000}
+      walker:                            # or a level trained elsewhere (an RL Zoo run), shared by every
+        {model: benchmarks/results/ant_maze/level0/model.zip, env: sb3_lsp/AntAnyDirection-v0, budget: 500000}
+                                         # seed: path from the working directory; budget = its steps
     methods:                             # the method axis
       - name: SAC MlpPolicy
         algo: sac                        # an rl_zoo3.ALGOS key: sac, tqc, ...
@@ -73,6 +76,7 @@ import argparse
 import copy
 import csv
 import ctypes
+import hashlib
 import json
 import multiprocessing
 import os
@@ -84,6 +88,7 @@ import signal
 import sys
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime
@@ -109,6 +114,8 @@ from sb3_lsp.diagnostics import SACDiagnostics
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
 PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
+#: A pretrained level given as a saved model (trained elsewhere, shared by every seed of the grid).
+GIVEN_LEVEL_KEYS = {"model", "env", "budget"}
 TOP_KEYS = {"name", "title", "description", "seeds", "budget", "eval", "curves_count_pretraining", "shared", "envs"}
 TOP_KEYS |= {"pretrained", "methods", "diagnostics"}
 ENV_KEYS = {"name", "id", "env_kwargs", "hyperparams"}
@@ -159,6 +166,9 @@ def load_config(path: Path) -> dict[str, Any]:
         if not {"name", "algo", "policy"} <= set(method):
             raise ValueError(f"{path}: method {method.get('name')!r} needs name, algo, policy.")
     for name, level in config.get("pretrained", {}).items():
+        if "model" in level:
+            _check_given_level(name, level, path)
+            continue
         _refuse_unknown(level, PRETRAINED_KEYS, f"pretrained {name!r}", path)
         if not {"env", "algo", "policy", "budget"} <= set(level):
             raise ValueError(f"{path}: pretrained {name!r} needs env, algo, policy, budget.")
@@ -169,6 +179,23 @@ def load_config(path: Path) -> dict[str, Any]:
                 positive_int(f"{path}: {key}.{entry}", config[key].get(entry))
     positive_int(f"{path}: budget", config["budget"])
     return config
+
+
+def _check_given_level(name: str, level: dict[str, Any], path: Path) -> None:
+    """A ``model:`` level: the file exists, is an SB3 model, and was trained for the ``budget`` it states."""
+    _refuse_unknown(level, GIVEN_LEVEL_KEYS, f"pretrained {name!r} (a given model)", path)
+    if set(level) != GIVEN_LEVEL_KEYS:
+        raise ValueError(f"{path}: pretrained {name!r} gives a model, so it needs model, env and budget (its steps).")
+    model = Path(level["model"])
+    if not model.is_file():
+        raise ValueError(f"{path}: pretrained {name!r}: no model at {model} (paths are relative to {Path.cwd()}).")
+    try:
+        with zipfile.ZipFile(model) as archive:
+            steps = json.loads(archive.read("data"))["num_timesteps"]
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: pretrained {name!r}: {model} is not a model saved by SB3 ({error}).") from None
+    if steps != positive_int(f"{path}: pretrained {name!r} budget", level["budget"]):
+        raise ValueError(f"{path}: pretrained {name!r}: {model} was trained for {steps} steps, not budget {level['budget']}.")
 
 
 def _refuse_unknown(entry: dict[str, Any], known: set[str], where: str, path: Path) -> None:
@@ -212,6 +239,17 @@ def pretrained_folder(name: str, seed: int) -> Path:
     return Path("pretrained") / slug(name) / f"seed_{seed}"
 
 
+def trained_levels(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pretrained levels the harness trains (per seed), in config order: every one without ``model``."""
+    return {name: level for name, level in config.get("pretrained", {}).items() if "model" not in level}
+
+
+def level_model(spec: dict[str, Any], name: str, output: Path) -> Path:
+    """The ``model.zip`` of the pretrained level ``name`` that the run ``spec`` builds on."""
+    given = spec.get("given_levels", {}).get(name)
+    return Path(given["model"]) if given else output / pretrained_folder(name, spec["seed"]) / "model.zip"
+
+
 def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], seed: int, label: str) -> dict[str, Any]:
     """One fully resolved run: everything train_run needs, nothing implicit."""
     for name in levels_named(run):
@@ -231,15 +269,28 @@ def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], 
         "eval_every": int(config["eval"]["every"]),
         "eval_episodes": int(config["eval"]["episodes"]),
         "hyperparams": resolve_hyperparams(config, env, run, label),
+        **_given_levels(config, run),
         # Only when asked for, so that the specs (and digests) of runs without it stay as they were.
         **({"diagnostics": config["diagnostics"]} if "diagnostics" in config else {}),
     }
 
 
+def _given_levels(config: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """``{"given_levels": {name: {model, sha256}}}`` for the ``model:`` levels a run builds on (else nothing,
+    so the specs and digests of other runs stay as they were); a changed file is a changed run."""
+    pretrained = config.get("pretrained", {})
+    given = {
+        name: {"model": model, "sha256": hashlib.sha256(Path(model).read_bytes()).hexdigest()}
+        for name in sorted(levels_used(config, run))
+        if (model := pretrained[name].get("model"))
+    }
+    return {"given_levels": given} if given else {}
+
+
 def pretrained_specs(config: dict[str, Any]) -> list[list[tuple[Path, dict[str, Any]]]]:
     """For each pretrained level, in config order (a level may stack on earlier ones): (folder, spec) per seed."""
     phases = []
-    for name, level in config.get("pretrained", {}).items():
+    for name, level in trained_levels(config).items():
         env = {"id": level["env"], "env_kwargs": level.get("env_kwargs", {})}
         phases.append(
             [
@@ -303,10 +354,7 @@ def make_env(spec: dict[str, Any], output: Path, seed: int, monitor_dir: Path | 
     :param seed: Seed of the environment.
     :param monitor_dir: Where Monitor writes its training CSV (None: nowhere).
     """
-    levels = [
-        (output / pretrained_folder(level["level"], spec["seed"]) / "model.zip", level.get("wrapper", {}))
-        for level in spec["hierarchy"]
-    ]
+    levels = [(level_model(spec, level["level"], output), level.get("wrapper", {})) for level in spec["hierarchy"]]
     extra_wrapper = get_wrapper_class({"env_wrapper": spec["env_wrapper"]}) if spec["env_wrapper"] else None
 
     def wrap(env: gym.Env) -> gym.Env:
@@ -419,7 +467,7 @@ def make_model(spec: dict[str, Any], output: Path, monitor_dir: Path | None) -> 
     env = make_env(spec, output, spec["seed"], monitor_dir)
     model = ALGOS[spec["algo"]](spec["policy"], env, seed=spec["seed"], device="cpu", verbose=0, **spec["hyperparams"])
     if spec["init_from"] is not None:
-        load_widened(model, output / pretrained_folder(spec["init_from"], spec["seed"]) / "model.zip")
+        load_widened(model, level_model(spec, spec["init_from"], output))
     return model
 
 

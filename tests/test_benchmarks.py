@@ -152,6 +152,55 @@ def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     assert "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in results.read_text()
 
 
+@pytest.mark.timeout(240)
+def test_a_level_trained_elsewhere_is_shared_by_every_seed(tmp_path: Path) -> None:
+    """A ``model:`` level (e.g. an RL Zoo run's model, committed) is not trained again, for any seed;
+    runs on it record its digest, and a wrong budget or a missing file is refused before any run."""
+    from stable_baselines3 import SAC
+
+    import sb3_lsp  # noqa: F401  (registers the environments)
+
+    level = SAC(
+        "LSPPolicy", "sb3_lsp/PointAnyDirection-v0", learning_starts=50, batch_size=32, policy_kwargs={"net_arch": [32, 32]}
+    )
+    level.learn(100)
+    level.save(tmp_path / "motion.zip")
+    given = {"model": str(tmp_path / "motion.zip"), "env": "sb3_lsp/PointAnyDirection-v0", "budget": 100}
+    config = {
+        "name": "given_level",
+        "seeds": [0, 1],
+        "budget": 150,
+        "eval": {"every": 150, "episodes": 1},
+        "shared": TINY_SHARED,
+        "envs": [{"name": "maze goal 2", "id": "sb3_lsp/PointCrossMaze-v0", "env_kwargs": {"goal": 2}}],
+        "pretrained": {"motion": given},
+        "methods": [
+            {
+                "name": "hierarchy",
+                "algo": "sac",
+                "policy": "LSPPolicy",
+                "hierarchy": [{"level": "motion", "wrapper": {"lower_obs": 2}}],
+            },
+            {"name": "fine-tune", "algo": "sac", "policy": "LSPPolicy", "init_from": "motion"},
+        ],
+    }
+    log, output, results = run_harness(config, tmp_path)
+    assert "pretrained" not in log and not (output / "pretrained").exists() and log.count("done: ") == 4
+    spec = yaml.safe_load((output / "runs" / "hierarchy" / "maze_goal_2" / "seed_1" / "spec.yml").read_text())
+    assert spec["given_levels"]["motion"]["model"] == given["model"] and len(spec["given_levels"]["motion"]["sha256"]) == 64
+    assert "| maze goal 2 | fine-tune | 2 | 150 (+ 100) |" in results.read_text()
+
+    for change, message in [
+        ({"budget": 200}, "was trained for 100 steps, not budget 200"),
+        ({"model": str(tmp_path / "missing.zip")}, "no model at"),
+        ({"algo": "sac"}, "unknown key in pretrained 'motion' (a given model): 'algo'"),
+    ]:
+        log, _, _ = run_harness(
+            config | {"pretrained": {"motion": given | change}}, tmp_path, "--output", str(tmp_path / "x"), check=False
+        )
+        assert message in log and not (tmp_path / "x").exists()
+
+
 def fake_runs(output: Path, config: dict, command: str, returns: dict[int, float]) -> None:
     """Finished runs without training, as the harness leaves them: seed -> final return of every method."""
     output.mkdir(parents=True, exist_ok=True)
