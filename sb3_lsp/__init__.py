@@ -14,7 +14,7 @@ from stable_baselines3 import SAC
 
 from sb3_lsp.diagnostics import SACDiagnostics
 from sb3_lsp.envs import register_envs
-from sb3_lsp.flows import ConditionalRealNVP, TanhBijector
+from sb3_lsp.flows import ConditionalRealNVP, ElementwiseAffine, TanhSquash
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
 from sb3_lsp.plotting import action_density, plot_action_density
 from sb3_lsp.policies import (
@@ -41,9 +41,20 @@ register_envs()
 if "rl_zoo3.exp_manager" in sys.modules:
     import sb3_lsp.zoo  # noqa: F401
 
+
+def __getattr__(name: str) -> type:
+    # Release 0.1.0 exported the squash as TanhBijector, a name SB3 uses for another class
+    if name == "TanhBijector":
+        from sb3_lsp import flows
+
+        return flows.TanhBijector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CnnLSPPolicy",
     "ConditionalRealNVP",
+    "ElementwiseAffine",
     "HierarchicalPolicy",
     "LSPActor",
     "LSPPolicy",
@@ -53,7 +64,7 @@ __all__ = [
     "TQCCnnLSPPolicy",
     "TQCLSPPolicy",
     "TQCMultiInputLSPPolicy",
-    "TanhBijector",
+    "TanhSquash",
     "__version__",
     "action_density",
     "plot_action_density",

@@ -6,6 +6,7 @@ dimension, ``C`` the size of the observation embedding that conditions the flow.
 """
 
 import math
+import warnings
 
 import torch as th
 from torch import nn
@@ -52,7 +53,64 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-class AffineCoupling(nn.Module):
+class _AffineParameters(nn.Module):
+    """
+    The scale and shift networks of an affine layer and its soft log-scale bound, shared by
+    :class:`AffineCoupling` and :class:`ElementwiseAffine` (sub-module names are those of release
+    0.1.0, so saved state dicts keep their keys).
+
+    :param in_dim: Size of the networks' input.
+    :param n_transformed: Number ``D_T`` of coordinates the layer transforms.
+    :param hidden_sizes: Hidden layer sizes of the ``s`` and ``t`` networks.
+    :param log_scale_bound: Soft bound ``|s| < bound`` on the log-scale.
+    :param activation_fn: Hidden activation of the ``s`` and ``t`` networks.
+    :param layer_norm: LayerNorm after every hidden layer of the ``s`` and ``t`` networks.
+    :param zero_init: Start as the identity (last layers initialised to zero).
+    :param fused: One network emits both ``s`` and ``t``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_transformed: int,
+        hidden_sizes: list[int],
+        log_scale_bound: float,
+        activation_fn: type[nn.Module],
+        layer_norm: bool,
+        zero_init: bool,
+        fused: bool,
+    ) -> None:
+        super().__init__()
+        self.n_transformed = n_transformed
+        self.log_scale_bound = log_scale_bound
+        self.fused = fused
+        # As 0-dim tensors, not Python floats: a float operand costs a conversion per call, which
+        # at batch 1 takes longer than the arithmetic. Not persistent: derived from the setting.
+        self.register_buffer("_bound", th.tensor(log_scale_bound), persistent=False)
+        self.register_buffer("_inverse_bound", th.tensor(1.0 / log_scale_bound), persistent=False)
+
+        def net(out_dim: int) -> nn.Sequential:
+            return mlp(in_dim, out_dim, hidden_sizes, activation_fn, layer_norm, zero_last=zero_init)
+
+        if fused:
+            self.scale_shift_net = net(2 * n_transformed)
+        else:
+            self.scale_net = net(n_transformed)
+            self.shift_net = net(n_transformed)
+
+    def _bounded_scale_shift(self, net_input: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param net_input: Input of the networks, shape ``(B, in_dim)``.
+        :return: ``s = bound * tanh(s_raw / bound)`` and ``t``, each of shape ``(B, D_T)``.
+        """
+        if self.fused:
+            raw_log_scale, shift = self.scale_shift_net(net_input).chunk(2, dim=-1)
+        else:
+            raw_log_scale, shift = self.scale_net(net_input), self.shift_net(net_input)
+        return self._bound * th.tanh(raw_log_scale * self._inverse_bound), shift
+
+
+class AffineCoupling(_AffineParameters):
     """
     One affine coupling layer ``y_T = x_T * exp(s) + t``, ``y_C = x_C``.
 
@@ -62,15 +120,13 @@ class AffineCoupling(nn.Module):
     The log-scale is softly bounded, ``s = bound * tanh(s_raw / bound)``, so ``exp(s)`` can
     never overflow while staying close to ``s_raw`` for small values. With ``zero_init`` the
     last layer of the ``s`` and ``t`` networks starts at zero: the layer starts as the identity.
+    A vector of one coordinate has no halves: :class:`ElementwiseAffine` is its layer.
 
-    With ``dim == 1`` the conditioning part is empty: the layer is then an affine map of the
-    single coordinate whose scale and shift depend on the observation only.
-
-    :param dim: Dimension ``D`` of the vector the layer acts on.
+    :param dim: Dimension ``D >= 2`` of the vector the layer acts on.
     :param context_dim: Dimension ``C`` of the conditioning observation embedding.
     :param transform_first: Whether the first ``split`` coordinates are transformed
         (otherwise the remaining ``D - split`` are).
-    :param split: Index where the vector is cut into its two halves (``0 < split <= D``).
+    :param split: Index where the vector is cut into its two halves (``0 < split < D``).
     :param hidden_sizes: Hidden layer sizes of the ``s`` and ``t`` networks.
     :param log_scale_bound: Soft bound ``|s| < bound`` on the log-scale.
     :param activation_fn: Hidden activation of the ``s`` and ``t`` networks (tanh in the authors' code).
@@ -92,26 +148,15 @@ class AffineCoupling(nn.Module):
         zero_init: bool = False,
         fused: bool = False,
     ) -> None:
-        super().__init__()
+        if not 0 < split < dim:
+            raise ValueError(
+                f"AffineCoupling needs 0 < split < dim, got split {split} for dim {dim} (dim 1: ElementwiseAffine)."
+            )
+        n_transformed = split if transform_first else dim - split
+        in_dim = dim - n_transformed + context_dim
+        super().__init__(in_dim, n_transformed, hidden_sizes, log_scale_bound, activation_fn, layer_norm, zero_init, fused)
         self.split = split
         self.transform_first = transform_first
-        self.log_scale_bound = log_scale_bound
-        # As 0-dim tensors, not Python floats: a float operand costs a conversion per call, which
-        # at batch 1 takes longer than the arithmetic. Not persistent: derived from the setting.
-        self.register_buffer("_bound", th.tensor(log_scale_bound), persistent=False)
-        self.register_buffer("_inverse_bound", th.tensor(1.0 / log_scale_bound), persistent=False)
-        self.fused = fused
-        self.n_transformed = split if transform_first else dim - split
-        in_dim = dim - self.n_transformed + context_dim
-
-        def net(out_dim: int) -> nn.Sequential:
-            return mlp(in_dim, out_dim, hidden_sizes, activation_fn, layer_norm, zero_last=zero_init)
-
-        if fused:
-            self.scale_shift_net = net(2 * self.n_transformed)
-        else:
-            self.scale_net = net(self.n_transformed)
-            self.shift_net = net(self.n_transformed)
 
     def _halves(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         first, second = x[..., : self.split], x[..., self.split :]
@@ -122,12 +167,7 @@ class AffineCoupling(nn.Module):
         return th.cat(parts, dim=-1)
 
     def _scale_shift(self, conditioning: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        net_input = th.cat((conditioning, context), dim=-1)
-        if self.fused:
-            raw_log_scale, shift = self.scale_shift_net(net_input).chunk(2, dim=-1)
-        else:
-            raw_log_scale, shift = self.scale_net(net_input), self.shift_net(net_input)
-        return self._bound * th.tanh(raw_log_scale * self._inverse_bound), shift
+        return self._bounded_scale_shift(th.cat((conditioning, context), dim=-1))
 
     def forward_halves(
         self, transformed: th.Tensor, conditioning: th.Tensor, context: th.Tensor, with_log_det: bool = True
@@ -179,6 +219,54 @@ class AffineCoupling(nn.Module):
         transformed, conditioning = self._halves(y)
         x_transformed, log_det = self.inverse_halves(transformed, conditioning, context)
         return self._join(x_transformed, conditioning), log_det
+
+
+class ElementwiseAffine(_AffineParameters):
+    """
+    The layer of a one-dimensional flow: ``y = x * exp(s(c)) + t(c)``, the scale and shift read
+    from the observation embedding ``c`` alone (one coordinate cannot be cut into halves that
+    condition each other). Same networks, bound and options as :class:`AffineCoupling`.
+
+    :param context_dim: Dimension ``C`` of the observation embedding.
+    :param hidden_sizes: Hidden layer sizes of the ``s`` and ``t`` networks.
+    :param log_scale_bound: Soft bound ``|s| < bound`` on the log-scale.
+    :param activation_fn: Hidden activation of the ``s`` and ``t`` networks.
+    :param layer_norm: LayerNorm after every hidden layer of the ``s`` and ``t`` networks.
+    :param zero_init: Start as the identity (last layers initialised to zero).
+    :param fused: One network emits both ``s`` and ``t``.
+    """
+
+    def __init__(
+        self,
+        context_dim: int,
+        hidden_sizes: list[int],
+        log_scale_bound: float,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        layer_norm: bool = False,
+        zero_init: bool = False,
+        fused: bool = False,
+    ) -> None:
+        super().__init__(context_dim, 1, hidden_sizes, log_scale_bound, activation_fn, layer_norm, zero_init, fused)
+
+    def forward(self, x: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        :param x: Input, shape ``(B, 1)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :return: ``y`` of shape ``(B, 1)`` and ``log|det dy/dx|`` of shape ``(B,)``.
+        """
+        log_scale, shift = self._bounded_scale_shift(context)
+        return th.addcmul(shift, x, th.exp(log_scale)), log_scale.sum(dim=-1) if with_log_det else None
+
+    def inverse(self, y: th.Tensor, context: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        :param y: Output of :meth:`forward`, shape ``(B, 1)``.
+        :param context: Observation embedding, shape ``(B, C)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :return: ``x`` of shape ``(B, 1)`` and ``log|det dx/dy|`` of shape ``(B,)``.
+        """
+        log_scale, shift = self._bounded_scale_shift(context)
+        return (y - shift) * th.exp(-log_scale), -log_scale.sum(dim=-1) if with_log_det else None
 
 
 class ConditionalGaussian(nn.Module):
@@ -241,9 +329,8 @@ class ConditionalRealNVP(nn.Module):
 
     For ``D >= 2`` the layers alternate between transforming the first ``D // 2`` coordinates
     (conditioned on the rest) and the remaining ones (conditioned on the first half), so two
-    consecutive layers touch every coordinate. For ``D == 1`` half masks would leave one layer
-    with nothing to transform; there, every layer transforms the single coordinate with a
-    scale and shift computed from the observation embedding alone.
+    consecutive layers touch every coordinate. For ``D == 1`` there are no halves: the K layers
+    are :class:`ElementwiseAffine`, each a scale and shift computed from the embedding alone.
 
     With ``gaussian_base`` a :class:`ConditionalGaussian` layer comes first (``layers[0]``),
     then the K coupling layers.
@@ -274,26 +361,26 @@ class ConditionalRealNVP(nn.Module):
         gaussian_base: bool = False,
     ) -> None:
         super().__init__()
-        split = max(dim // 2, 1)
-        couplings = [
-            AffineCoupling(
-                dim,
-                context_dim,
-                transform_first=(dim == 1 or k % 2 == 0),
-                split=split,
-                hidden_sizes=hidden_sizes,
-                log_scale_bound=log_scale_bound,
-                activation_fn=activation_fn,
-                layer_norm=layer_norm,
-                zero_init=zero_init,
-                fused=fused,
-            )
-            for k in range(n_layers)
-        ]
+        options = dict(
+            hidden_sizes=hidden_sizes,
+            log_scale_bound=log_scale_bound,
+            activation_fn=activation_fn,
+            layer_norm=layer_norm,
+            zero_init=zero_init,
+            fused=fused,
+        )
+        self.dim = dim
+        self.split = dim // 2
+        couplings: list[AffineCoupling] | list[ElementwiseAffine]
+        if dim == 1:
+            couplings = [ElementwiseAffine(context_dim, **options) for _ in range(n_layers)]
+        else:
+            couplings = [
+                AffineCoupling(dim, context_dim, transform_first=k % 2 == 0, split=self.split, **options)
+                for k in range(n_layers)
+            ]
         base = [ConditionalGaussian(dim, context_dim)] if gaussian_base else []
         self.layers = nn.ModuleList(base + couplings)
-        self.dim = dim
-        self.split = split
         self.gaussian_base = gaussian_base
         # A plain tuple (not registered twice): the loops below skip the Gaussian layer without
         # building a new ModuleList per call.
@@ -303,12 +390,34 @@ class ConditionalRealNVP(nn.Module):
         self, u: th.Tensor, context: th.Tensor, log_det: th.Tensor | None, with_log_det: bool
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """The coupling layers in order, on the two halves kept apart from the first layer to the last."""
+        if self.dim == 1:
+            for layer in self._couplings:
+                u, layer_log_det = layer(u, context, with_log_det)
+                log_det = _add_log_det(log_det, layer_log_det)
+            return u, log_det
         first, second = u[..., : self.split], u[..., self.split :]
         for layer in self._couplings:
             if layer.transform_first:
                 first, layer_log_det = layer.forward_halves(first, second, context, with_log_det)
             else:
                 second, layer_log_det = layer.forward_halves(second, first, context, with_log_det)
+            log_det = _add_log_det(log_det, layer_log_det)
+        return th.cat((first, second), dim=-1), log_det
+
+    def _uncouple(self, u: th.Tensor, context: th.Tensor, with_log_det: bool) -> tuple[th.Tensor, th.Tensor | None]:
+        """Inverse of :meth:`_couple`: the coupling layers in reverse order."""
+        log_det = None
+        if self.dim == 1:
+            for layer in reversed(self._couplings):
+                u, layer_log_det = layer.inverse(u, context, with_log_det)
+                log_det = _add_log_det(log_det, layer_log_det)
+            return u, log_det
+        first, second = u[..., : self.split], u[..., self.split :]
+        for layer in reversed(self._couplings):
+            if layer.transform_first:
+                first, layer_log_det = layer.inverse_halves(first, second, context, with_log_det)
+            else:
+                second, layer_log_det = layer.inverse_halves(second, first, context, with_log_det)
             log_det = _add_log_det(log_det, layer_log_det)
         return th.cat((first, second), dim=-1), log_det
 
@@ -348,15 +457,7 @@ class ConditionalRealNVP(nn.Module):
         :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``h`` of shape ``(B, D)`` and ``log|det dh/du|`` of shape ``(B,)``.
         """
-        log_det = None
-        first, second = u[..., : self.split], u[..., self.split :]
-        for layer in reversed(self._couplings):
-            if layer.transform_first:
-                first, layer_log_det = layer.inverse_halves(first, second, context, with_log_det)
-            else:
-                second, layer_log_det = layer.inverse_halves(second, first, context, with_log_det)
-            log_det = _add_log_det(log_det, layer_log_det)
-        h = th.cat((first, second), dim=-1)
+        h, log_det = self._uncouple(u, context, with_log_det)
         if self.gaussian_base:
             h, base_log_det = self.layers[0].inverse(h, context, with_log_det)
             log_det = _add_log_det(log_det, base_log_det)
@@ -372,9 +473,11 @@ def _add_log_det(total: th.Tensor | None, term: th.Tensor | None) -> th.Tensor |
     return term if total is None else total + term
 
 
-class TanhBijector:
+class TanhSquash:
     """
-    ``a = tanh(u)``, mapping the real line onto the open action box ``(-1, 1)``.
+    ``a = tanh(u)``, mapping the real line onto the open action box ``(-1, 1)``: the one place
+    where the actor squashes (named apart from SB3's ``TanhBijector``, which computes the
+    log-determinant with an epsilon inside the log).
 
     ``log(1 - tanh(u)^2)`` is computed as ``2 * (log 2 - u - softplus(-2u))``, which is exact
     and finite for every float ``u`` (the authors' code added ``1e-6`` inside the log instead).
@@ -389,12 +492,13 @@ class TanhBijector:
         return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=-1)
 
     @staticmethod
-    def forward(u: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def forward(u: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param u: Pre-squash values, shape ``(B, D)``.
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``a = tanh(u)`` of shape ``(B, D)`` and ``log|det da/du|`` of shape ``(B,)``.
         """
-        return th.tanh(u), TanhBijector.log_abs_det_jacobian(u)
+        return th.tanh(u), TanhSquash.log_abs_det_jacobian(u) if with_log_det else None
 
     @staticmethod
     def clipped_atanh(a: th.Tensor) -> th.Tensor:
@@ -409,13 +513,24 @@ class TanhBijector:
         return th.atanh(a.clamp(-edge, edge))
 
     @staticmethod
-    def inverse(a: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def inverse(a: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param a: Actions, shape ``(B, D)`` (clipped as by :meth:`clipped_atanh`).
+        :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
         :return: ``u = atanh(a)`` of shape ``(B, D)`` and ``log|det du/da|`` of shape ``(B,)``.
         """
-        u = TanhBijector.clipped_atanh(a)
-        return u, -TanhBijector.log_abs_det_jacobian(u)
+        u = TanhSquash.clipped_atanh(a)
+        return u, -TanhSquash.log_abs_det_jacobian(u) if with_log_det else None
+
+
+def __getattr__(name: str) -> type:
+    # Release 0.1.0's name, which clashed with SB3's TanhBijector
+    if name == "TanhBijector":
+        warnings.warn(
+            "sb3_lsp.flows.TanhBijector is now TanhSquash; the old name will be removed.", DeprecationWarning, stacklevel=2
+        )
+        return TanhSquash
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def standard_normal_log_prob(h: th.Tensor) -> th.Tensor:

@@ -16,7 +16,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
-from sb3_lsp.flows import ConditionalRealNVP, TanhBijector, mlp, standard_normal_log_prob
+from sb3_lsp.flows import ConditionalRealNVP, TanhSquash, mlp, standard_normal_log_prob
 
 #: Paper appendix A: 128-128 ReLU observation embedding.
 DEFAULT_EMBEDDING_NET_ARCH = (128, 128)
@@ -219,11 +219,31 @@ class LSPActor(BasePolicy):
             )
         return self.embedding(features)
 
-    def _squashed_flow(self, h: th.Tensor, context: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Map latents to actions; return the actions and ``log pi(a|s)``."""
-        u, flow_log_det = self.flow(h, context)
-        actions, squash_log_det = TanhBijector.forward(u)
+    def decode(
+        self, context: th.Tensor, h: th.Tensor | None, with_log_prob: bool = False
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        The actor's one map from latents to actions, ``a = tanh(f(h; s))``.
+
+        :param context: Observation embedding (:meth:`embed`), shape ``(B, C)``.
+        :param h: Latents, shape ``(B, D)``; ``None`` for the latent's mode ``h = 0`` (mapped directly,
+            fewer ops than mapping zeros).
+        :param with_log_prob: Also return ``log pi(a|s) = log N(h) - log|det df/dh| - log|det dtanh/du|``.
+        :return: Actions in ``[-1, 1]`` of shape ``(B, D)`` and their log-likelihood of shape
+            ``(B,)`` (``None`` unless asked for).
+        """
+        if h is None and not with_log_prob:
+            return TanhSquash.forward(self.flow.mode(context), with_log_det=False)[0], None
+        if h is None:
+            h = context.new_zeros((context.shape[0], self.action_dim))
+        u, flow_log_det = self.flow(h, context, with_log_det=with_log_prob)
+        actions, squash_log_det = TanhSquash.forward(u, with_log_det=with_log_prob)
+        if not with_log_prob:
+            return actions, None
         return actions, standard_normal_log_prob(h) - flow_log_det - squash_log_det
+
+    def _sample_latent(self, context: th.Tensor) -> th.Tensor:
+        return th.randn(context.shape[0], self.action_dim, device=context.device, dtype=context.dtype)
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -233,8 +253,7 @@ class LSPActor(BasePolicy):
         :return: Actions in ``[-1, 1]`` of shape ``(B, D)`` and their log-likelihood, shape ``(B,)``.
         """
         context = self.embed(obs)
-        h = th.randn(context.shape[0], self.action_dim, device=context.device, dtype=context.dtype)
-        return self._squashed_flow(h, context)
+        return self.decode(context, self._sample_latent(context), with_log_prob=True)
 
     def log_prob(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
         """
@@ -244,7 +263,7 @@ class LSPActor(BasePolicy):
         :param actions: Actions in ``[-1, 1]``, shape ``(B, D)``.
         :return: ``log pi(a|s)``, shape ``(B,)``.
         """
-        u, squash_inv_log_det = TanhBijector.inverse(actions)
+        u, squash_inv_log_det = TanhSquash.inverse(actions)
         h, flow_inv_log_det = self.flow.inverse(u, self.embed(obs))
         return standard_normal_log_prob(h) + flow_inv_log_det + squash_inv_log_det
 
@@ -256,8 +275,7 @@ class LSPActor(BasePolicy):
         :param h: Latents, shape ``(B, D)``.
         :return: Actions in ``[-1, 1]``, shape ``(B, D)``.
         """
-        u, _ = self.flow(h, self.embed(obs), with_log_det=False)
-        return th.tanh(u)
+        return self.decode(self.embed(obs), h)[0]
 
     def action_to_latent(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
         """
@@ -267,7 +285,8 @@ class LSPActor(BasePolicy):
         :param actions: Actions in ``[-1, 1]``, shape ``(B, D)``.
         :return: Latents, shape ``(B, D)``.
         """
-        h, _ = self.flow.inverse(TanhBijector.clipped_atanh(actions), self.embed(obs), with_log_det=False)
+        u, _ = TanhSquash.inverse(actions, with_log_det=False)
+        h, _ = self.flow.inverse(u, self.embed(obs), with_log_det=False)
         return h
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -277,11 +296,7 @@ class LSPActor(BasePolicy):
         :return: Actions in ``[-1, 1]``, shape ``(B, D)``.
         """
         context = self.embed(obs)
-        if deterministic:
-            return th.tanh(self.flow.mode(context))
-        h = th.randn(context.shape[0], self.action_dim, device=context.device, dtype=context.dtype)
-        u, _ = self.flow(h, context, with_log_det=False)
-        return th.tanh(u)
+        return self.decode(context, None if deterministic else self._sample_latent(context))[0]
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation, deterministic)

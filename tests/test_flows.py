@@ -6,7 +6,7 @@ import pytest
 import torch as th
 from torch.autograd.functional import jacobian
 
-from sb3_lsp.flows import AffineCoupling, ConditionalRealNVP, TanhBijector
+from sb3_lsp.flows import AffineCoupling, ConditionalRealNVP, ElementwiseAffine, TanhSquash
 
 CONTEXT_DIM = 5
 
@@ -83,8 +83,7 @@ def test_one_dimensional_flow_is_an_observation_conditioned_affine_map() -> None
     assert not th.allclose(scale_a, scale_b)
     assert not th.allclose(shift_a, shift_b)
     # Every layer transforms the single coordinate, and its scale and shift are learnable.
-    for layer in flow.layers:
-        assert layer.transform_first and layer.split == 1
+    assert all(isinstance(layer, ElementwiseAffine) for layer in flow.layers)
     u, log_det = flow(h, context_a.expand(7, -1))
     (u.sum() + log_det.sum()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in flow.parameters())
@@ -102,7 +101,7 @@ def test_log_scale_is_softly_bounded() -> None:
 
 def test_tanh_log_det_is_exact_and_finite_at_extremes() -> None:
     u = th.tensor([[-100.0, -20.0, -1.0, 0.0, 0.5, 20.0, 100.0]], dtype=th.float64)
-    a, log_det = TanhBijector.forward(u)
+    a, log_det = TanhSquash.forward(u)
     # log(1 - tanh(u)^2) = log(4) - 2 log(e^u + e^-u), evaluated with logaddexp as a reference
     reference = (math.log(4.0) - 2 * th.logaddexp(u, -u)).sum(-1)
     assert th.isfinite(log_det).all()
@@ -110,6 +109,15 @@ def test_tanh_log_det_is_exact_and_finite_at_extremes() -> None:
     assert th.equal(a, th.tanh(u))
 
     edges = th.tensor([[-1.0, 1.0]])
-    u_edge, inv_log_det = TanhBijector.inverse(edges)
+    u_edge, inv_log_det = TanhSquash.inverse(edges)
     assert th.isfinite(u_edge).all() and th.isfinite(inv_log_det).all()
     assert (u_edge.sign() == edges.sign()).all()
+
+
+def test_the_old_squash_name_still_imports_with_a_deprecation_warning() -> None:
+    import sb3_lsp
+
+    with pytest.warns(DeprecationWarning, match="TanhSquash"):
+        assert sb3_lsp.TanhBijector is TanhSquash
+    with pytest.raises(ValueError, match=r"\(dim 1: ElementwiseAffine\)"):
+        AffineCoupling(1, CONTEXT_DIM, transform_first=True, split=1, hidden_sizes=[4], log_scale_bound=2.0)
