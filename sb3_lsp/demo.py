@@ -7,7 +7,7 @@ The README's main job: the paper's maze pipeline (section 6.3) on the Point body
 4. both evaluated deterministically on the raw maze: success rate and final distance to the goal,
    printed as a table and saved with a learning-curve PNG next to the RL Zoo run folders.
 
-Budgets and hyperparameters: hyperparams/hierarchy_point_maze.yml. Run from the repository root.
+Budgets and hyperparameters: hyperparams/hierarchy_point_maze.yml (shipped with the package: runs from any directory).
 
     python -m sb3_lsp.demo [--goal 0] [--output runs/demo] [--seed 0]
 """
@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    if not args.config.is_file():
-        parser.error(f"no config at {args.config}: run from the repository root, or pass --config PATH")
-    config = copy.deepcopy(load_config(args.config))
+    try:
+        config = copy.deepcopy(load_config(args.config))
+    except FileNotFoundError as error:
+        parser.error(str(error))
     seed = args.seed if args.seed is not None else config.get("seed", 0)
     task = config["baseline"]
     runs = [*config["levels"], task]

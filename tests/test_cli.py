@@ -21,11 +21,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_main_job_runs_the_maze_pipeline_and_reports_a_table(tmp_path: Path) -> None:
     main_job = next(cmd for cmd in readme_commands() if "sb3_lsp.demo" in cmd)
     assert main_job.endswith("python -m sb3_lsp.demo")
+    # From another directory: the demo's settings ship with the package.
     result = subprocess.run(
         [sys.executable, "-m", "sb3_lsp.demo", "--scale", "0.05", "--eval-episodes", "2", "--output", str(tmp_path)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for method in ("hierarchy (2 levels)", "flat SAC + LSPPolicy"):

@@ -261,10 +261,15 @@ def test_a_mistake_in_any_level_fails_before_level_0_trains(tmp_path: Path, chan
 
 
 def test_a_level_that_ended_before_its_budget_stops_the_command(tmp_path: Path) -> None:
-    # rl_zoo3's -n overrides the budget, as an interrupted run would end early
-    result = hierarchy_cli(LAYERWISE, tmp_path / "out", "--", "-n", "120", "--eval-freq", "-1")
+    # A callback that stops training after one 200-step episode, as an interrupted run ends early
+    import copy
+
+    config = copy.deepcopy(LAYERWISE)
+    stop = {"stable_baselines3.common.callbacks.StopTrainingOnMaxEpisodes": {"max_episodes": 1}}
+    config["levels"][0]["hyperparams"]["callback"] = [stop]
+    result = hierarchy_cli(config, tmp_path / "out", "--", "--eval-freq", "-1")
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "level 0/1 (Pendulum-v1) ended after 120 of its 250 steps" in result.stderr
+    assert "level 0/1 (Pendulum-v1) ended after 200 of its 250 steps" in result.stderr
     assert not (tmp_path / "out" / "level_1").exists() and not (tmp_path / "out" / "hierarchy.zip").exists()
 
 

@@ -31,8 +31,23 @@ CONFIG = {
 }
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sb3_lsp.hierarchy", *args], capture_output=True, text=True)
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sb3_lsp.hierarchy", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_shipped_configs_train_from_any_directory(tmp_path: Path) -> None:
+    """hyperparams/ ships with the package: the README's config name works outside the repository."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # -n 300 (to every rl_zoo3.train): a short run of each level, before learning_starts
+    args = ("train", "hyperparams/hierarchy_point_maze.yml", "--output", "out", "--", "-n", "300", "--eval-freq", "-1")
+    result = run_cli(*args, cwd=elsewhere)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (elsewhere / "out" / "hierarchy.zip").is_file()
+    assert HierarchicalPolicy.load(elsewhere / "out" / "hierarchy.zip").action_repeats == [10]
+
+    result = run_cli("train", "hyperparams/no_such_file.yml", cwd=elsewhere)
+    assert result.returncode == 2 and "no shipped file of that name: hierarchy_ant_maze.yml" in result.stderr
 
 
 def test_layerwise_training_writes_zoo_run_folders_and_the_composed_policy(tmp_path: Path) -> None:
@@ -63,7 +78,7 @@ def test_layerwise_training_writes_zoo_run_folders_and_the_composed_policy(tmp_p
 
 def test_bad_configs_get_clear_errors(tmp_path: Path) -> None:
     missing = run_cli("train", str(tmp_path / "nope.yml"))
-    assert missing.returncode == 2 and f"No hierarchy config at {tmp_path / 'nope.yml'}" in missing.stderr
+    assert missing.returncode == 2 and f"No settings file at {tmp_path / 'nope.yml'}" in missing.stderr
 
     config_path = tmp_path / "bad.yml"
     config_path.write_text(yaml.safe_dump({"levels": [{"env": "Pendulum-v1"}]}))

@@ -42,6 +42,7 @@ from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import find_zoo_run_files
 from sb3_lsp.hierarchy.policy import HierarchicalPolicy
 from sb3_lsp.hierarchy.wrapper import LatentActionWrapper
+from sb3_lsp.settings import settings_file
 
 WRAPPER_CLASS = "sb3_lsp.LatentActionWrapper"
 CONFIG_KEYS = {"output", "seed", "levels", "baseline"}
@@ -154,9 +155,8 @@ def latest_run_folder(log_folder: Path, algo: str, env_id: str) -> Path:
 
 
 def load_config(config_path: Path) -> dict[str, Any]:
-    """Read and check a hierarchy config (see the module docstring)."""
-    if not config_path.is_file():
-        raise FileNotFoundError(f"No hierarchy config at {config_path}.")
+    """Read and check a hierarchy config (see the module docstring): a path, or a shipped file's name."""
+    config_path = settings_file(config_path)
     config = yaml.safe_load(config_path.read_text())
     _validated_levels(config, config_path)
     check_levels_build(config["levels"])
@@ -195,6 +195,15 @@ def train_zoo_run(
     return latest_run_folder(log_folder, algo, env_id)
 
 
+def zoo_budget(entry: dict[str, Any], zoo_args: list[str]) -> int:
+    """The steps ``rl_zoo3.train`` runs for a level: its ``-n``/``--n-timesteps`` flag when given
+    (it overrides the YAML's, as in rl_zoo3), else the entry's ``n_timesteps``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-n", "--n-timesteps", type=int, default=-1)
+    given = parser.parse_known_args(zoo_args)[0].n_timesteps
+    return given if given > 0 else entry["n_timesteps"]
+
+
 def train(config: dict[str, Any], output: Path | None, seed: int | None, zoo_args: list[str]) -> tuple[Path, list[Path]]:
     """
     Train every level of ``config`` in turn.
@@ -214,7 +223,9 @@ def train(config: dict[str, Any], output: Path | None, seed: int | None, zoo_arg
         label = f"level {index}/{len(levels) - 1}"
         algo, entry, level_seed = level.get("algo", "sac"), zoo_hyperparams(levels, index, run_folders), seed + index
         level_folder = output / f"level_{index}"
-        digest = _digest(entry, level["env"], algo, level_seed)  # the lower levels' run folders are in entry
+        budget = zoo_budget(entry, zoo_args)
+        # the lower levels' run folders are in entry
+        digest = _digest({**entry, "n_timesteps": budget}, level["env"], algo, level_seed)
         finished = level_folder / FINISHED_FILE
         if finished.is_file():
             record = json.loads(finished.read_text())
@@ -230,7 +241,7 @@ def train(config: dict[str, Any], output: Path | None, seed: int | None, zoo_arg
         run_folder = train_zoo_run(level["env"], algo, entry, level_folder, level_seed, zoo_args, label=label)
         # rl_zoo3 saves the model and exits 0 when its training is interrupted (SIGINT): never build
         # the next level on a partial one.
-        steps, budget = trained_steps(run_folder), entry["n_timesteps"]
+        steps = trained_steps(run_folder)
         if steps < budget:
             raise IncompleteLevelError(
                 f"{label} ({level['env']}) ended after {steps} of its {budget} steps ({run_folder}); the next level "
