@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from datetime import date
 
 import numpy as np
@@ -24,25 +25,11 @@ from stable_baselines3 import SAC
 
 import sb3_lsp  # noqa: F401  (registers "LSPPolicy")
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--env", default="HalfCheetah-v5")
-parser.add_argument("--repetitions", type=int, default=3)
-parser.add_argument("--updates", type=int, default=2000, help="timed env steps, one SAC update each")
-parser.add_argument("--learning-starts", type=int, default=1000)
-parser.add_argument("--batch-size", type=int, default=256)
-parser.add_argument("--critic-net-arch", type=int, nargs="+", default=[256, 256])
-parser.add_argument("--micro-iterations", type=int, default=500)
-parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch intra-op threads")
-parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--lsp-kwargs", type=json.loads, default={}, help="LSPPolicy flow settings (JSON); default: its defaults")
-args = parser.parse_args()
-th.set_num_threads(args.threads)
-
 # Both with SB3's critic; MlpPolicy's actor is SB3's default, LSPPolicy's its defaults or --lsp-kwargs.
 POLICIES = ("MlpPolicy", "LSPPolicy")
 
 
-def make_model(policy: str) -> SAC:
+def make_model(policy: str, args: argparse.Namespace) -> SAC:
     return SAC(
         policy,
         args.env,
@@ -54,25 +41,25 @@ def make_model(policy: str) -> SAC:
     )
 
 
-def training_steps_per_second(policy: str) -> float:
-    model = make_model(policy)
+def training_steps_per_second(policy: str, args: argparse.Namespace) -> float:
+    model = make_model(policy, args)
     model.learn(args.learning_starts)  # random actions into the replay buffer, no update yet
     start = time.perf_counter()
     model.learn(args.updates, reset_num_timesteps=False)
     return args.updates / (time.perf_counter() - start)
 
 
-def time_per_call_us(fn) -> float:
+def time_per_call_us(fn: Callable[[], object], iterations: int) -> float:
     for _ in range(20):  # warm-up
         fn()
     start = time.perf_counter()
-    for _ in range(args.micro_iterations):
+    for _ in range(iterations):
         fn()
-    return (time.perf_counter() - start) / args.micro_iterations * 1e6
+    return (time.perf_counter() - start) / iterations * 1e6
 
 
-def actor_micro_benchmarks(policy: str) -> dict[str, float]:
-    model = make_model(policy)
+def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> dict[str, float]:
+    model = make_model(policy, args)
     obs_dim = model.observation_space.shape[0]
     obs_batch = th.randn(args.batch_size, obs_dim)
     obs_single = np.random.default_rng(args.seed).normal(size=(1, obs_dim)).astype(np.float32)
@@ -86,30 +73,56 @@ def actor_micro_benchmarks(policy: str) -> dict[str, float]:
         (actions.sum() + log_prob.sum()).backward()
 
     return {
-        "action_log_prob, batch 256, forward (us)": time_per_call_us(forward),
-        "action_log_prob, batch 256, forward+backward (us)": time_per_call_us(forward_backward),
-        "predict deterministic, batch 1 (us)": time_per_call_us(lambda: model.predict(obs_single, deterministic=True)),
+        "action_log_prob, batch 256, forward (us)": time_per_call_us(forward, args.micro_iterations),
+        "action_log_prob, batch 256, forward+backward (us)": time_per_call_us(forward_backward, args.micro_iterations),
+        "predict deterministic, batch 1 (us)": time_per_call_us(
+            lambda: model.predict(obs_single, deterministic=True), args.micro_iterations
+        ),
     }
 
 
-results: dict[str, dict[str, list[float]]] = {policy: {} for policy in POLICIES}
-for repetition in range(args.repetitions):
-    for policy in POLICIES:
-        measured = {"SAC training, env steps/s": training_steps_per_second(policy)} | actor_micro_benchmarks(policy)
-        for name, value in measured.items():
-            results[policy].setdefault(name, []).append(value)
-        print(f"repetition {repetition + 1}/{args.repetitions} {policy}: " + ", ".join(f"{v:.1f}" for v in measured.values()))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--updates", type=int, default=2000, help="timed env steps, one SAC update each")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--critic-net-arch", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--micro-iterations", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lsp-kwargs", type=json.loads, default={}, help="LSPPolicy flow settings (JSON); default: its defaults"
+    )
+    args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
 
-print()
-print(f"{date.today()} · {platform.processor() or platform.machine()} · {th.get_num_threads()} torch threads · ")
-print(f"torch {th.__version__} · {args.env} · batch {args.batch_size} · critic {args.critic_net_arch}")
-print(f"LSPPolicy flow settings: {json.dumps(args.lsp_kwargs) if args.lsp_kwargs else 'its defaults'}")
-print(f"median over {args.repetitions} alternating repetitions (min-max in brackets)")
-print()
-print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed |")
-print("|---|---|---|---|")
-for name in results["MlpPolicy"]:
-    mlp, lsp = statistics.median(results["MlpPolicy"][name]), statistics.median(results["LSPPolicy"][name])
-    cells = [f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]" for v in (results[p][name] for p in POLICIES)]
-    speed_ratio = lsp / mlp if name.endswith("/s") else mlp / lsp  # > 1: LSPPolicy is faster
-    print(f"| {name} | {cells[0]} | {cells[1]} | {speed_ratio:.2f}x |")
+    results: dict[str, dict[str, list[float]]] = {policy: {} for policy in POLICIES}
+    for repetition in range(args.repetitions):
+        for policy in POLICIES:
+            measured = {"SAC training, env steps/s": training_steps_per_second(policy, args)}
+            measured |= actor_micro_benchmarks(policy, args)
+            for name, value in measured.items():
+                results[policy].setdefault(name, []).append(value)
+            print(
+                f"repetition {repetition + 1}/{args.repetitions} {policy}: " + ", ".join(f"{v:.1f}" for v in measured.values())
+            )
+
+    print()
+    print(f"{date.today()} · {platform.processor() or platform.machine()} · {th.get_num_threads()} torch threads · ")
+    print(f"torch {th.__version__} · {args.env} · batch {args.batch_size} · critic {args.critic_net_arch}")
+    print(f"LSPPolicy flow settings: {json.dumps(args.lsp_kwargs) if args.lsp_kwargs else 'its defaults'}")
+    print(f"median over {args.repetitions} alternating repetitions (min-max in brackets)")
+    print()
+    print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed |")
+    print("|---|---|---|---|")
+    for name in results["MlpPolicy"]:
+        mlp, lsp = statistics.median(results["MlpPolicy"][name]), statistics.median(results["LSPPolicy"][name])
+        cells = [f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]" for v in (results[p][name] for p in POLICIES)]
+        speed_ratio = lsp / mlp if name.endswith("/s") else mlp / lsp  # > 1: LSPPolicy is faster
+        print(f"| {name} | {cells[0]} | {cells[1]} | {speed_ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
