@@ -478,3 +478,30 @@ def test_workers_must_be_at_least_one(tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--workers: must be at least 1, got 0" in result.stderr
     assert not out.exists()
+
+
+def test_heading_coverage_of_a_level_0(tmp_path: Path) -> None:
+    """The script rolls held latents out through the level and reports what it measured: a table and a polar PNG."""
+    from stable_baselines3 import SAC
+
+    import sb3_lsp  # noqa: F401  (registers the environments)
+
+    SAC("LSPPolicy", "sb3_lsp/PointAnyDirection-v0", seed=0).save(tmp_path / "level0.zip")
+    command = [sys.executable, "-m", "benchmarks.heading_coverage", str(tmp_path / "level0.zip")]
+    command += [
+        "--env",
+        "sb3_lsp/PointAnyDirection-v0",
+        "--latents",
+        "16",
+        "--steps",
+        "20",
+        "--output",
+        str(tmp_path / "h.png"),
+    ]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    row = next(line for line in completed.stdout.splitlines() if line.startswith("| one latent held (16) |"))
+    median, sectors = float(row.split(" | ")[1].split()[0]), int(row.rstrip(" |").split(" | ")[-1])
+    # an untrained level still moves the point (its actions are not zero), in some directions
+    assert median > 0 and 1 <= sectors <= 16
+    assert (tmp_path / "h.png").stat().st_size > 10_000
