@@ -43,7 +43,7 @@ Reads top to bottom: config -> environments -> evaluation -> one run -> the grid
         hierarchy:                                 # frozen levels below, lowest first (LatentActionWrapper)
           - {level: motion, wrapper: {lower_obs: 2, action_prior: gaussian, prior_coef: 0.1}}
         init_from: motion                          # or: start from a pretrained level's weights (fine-tuning)
-        env_wrapper: [{benchmarks.run.InfoReward: {terms: {reward_speed: 1.0}}}]   # RL Zoo syntax
+        env_wrapper: [{sb3_lsp.InfoReward: {terms: {reward_speed: 1.0}}}]   # RL Zoo syntax
 
 Two optional keys: ``diagnostics: {every: N, episodes: M}`` adds :class:`sb3_lsp.SACDiagnostics`
 (entropy, Q against returns, success with and without sampling, replay success share, latents) and
@@ -93,7 +93,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -109,6 +109,10 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
+
+# Configs recorded before InfoReward moved into the package name it benchmarks.run.InfoReward (their
+# spec digests include the name); new configs use sb3_lsp.InfoReward.
+from sb3_lsp import InfoReward  # noqa: F401
 from sb3_lsp.checks import positive_int, refuse_unknown_keys
 from sb3_lsp.diagnostics import SACDiagnostics
 
@@ -324,25 +328,6 @@ def grid_specs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
 # ---------------------------------------------------------------------------------------------
 # Environments
 # ---------------------------------------------------------------------------------------------
-
-
-class InfoReward(gym.Wrapper):
-    """
-    Add weighted ``info`` entries to the reward, e.g. the any-direction motion reward terms that
-    the maze environments report in ``info`` (``reward_speed``, ``reward_survive``, ``reward_ctrl``).
-
-    :param env: The environment.
-    :param terms: ``{info key: weight}``; the reward becomes ``r + sum(weight * info[key])``.
-    """
-
-    def __init__(self, env: gym.Env, terms: dict[str, float]) -> None:
-        super().__init__(env)
-        self.terms = terms
-
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        shaping = sum(weight * float(info[key]) for key, weight in self.terms.items())
-        return obs, float(reward) + shaping, terminated, truncated, info
 
 
 def make_env(spec: dict[str, Any], output: Path, seed: int, monitor_dir: Path | None) -> VecEnv:

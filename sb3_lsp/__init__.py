@@ -2,18 +2,16 @@
 
 Importing the package registers the policy names ``"LSPPolicy"`` (vector observations),
 ``"CnnLSPPolicy"`` (images) and ``"MultiInputLSPPolicy"`` (``Dict``) on SAC and on sb3-contrib's TQC, and
-the paper's environments with Gymnasium (ids under ``sb3_lsp/``, see :mod:`sb3_lsp.envs`). Inside
-an RL Zoo command (``--gym-packages sb3_lsp``) it also installs :mod:`sb3_lsp.zoo`, the tuning
-integration.
+the paper's environments with Gymnasium (ids under ``sb3_lsp/``, see :mod:`sb3_lsp.envs`), whatever
+else is imported. The RL Zoo tuning integration is installed only on request: :mod:`sb3_lsp.zoo`
+(``python -m sb3_lsp.zoo``, or ``--gym-packages sb3_lsp.zoo.plugin`` in an rl_zoo3 command).
 """
-
-import sys
 
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
 from sb3_lsp.diagnostics import SACDiagnostics
-from sb3_lsp.envs import register_envs
+from sb3_lsp.envs import InfoReward, register_envs
 from sb3_lsp.flows import ConditionalRealNVP, ElementwiseAffine, TanhSquash
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
 from sb3_lsp.plotting import action_density, plot_action_density
@@ -35,12 +33,6 @@ SAC.policy_aliases.update(SAC_POLICY_ALIASES)
 TQC.policy_aliases.update(TQC_POLICY_ALIASES)
 register_envs()
 
-# rl_zoo3.train and rl_zoo3.enjoy import rl_zoo3.exp_manager before --gym-packages: there, install
-# the samplers and experiment manager too. Elsewhere `import sb3_lsp` stays free of rl_zoo3 and
-# optuna. Last, since sb3_lsp.zoo imports the modules above from this package.
-if "rl_zoo3.exp_manager" in sys.modules:
-    import sb3_lsp.zoo  # noqa: F401
-
 
 def __getattr__(name: str) -> type:
     # Release 0.1.0 exported the squash as TanhBijector, a name SB3 uses for another class
@@ -56,6 +48,7 @@ __all__ = [
     "ConditionalRealNVP",
     "ElementwiseAffine",
     "HierarchicalPolicy",
+    "InfoReward",
     "LSPActor",
     "LSPPolicy",
     "LatentActionWrapper",

@@ -106,7 +106,7 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
-    shaping = {"benchmarks.run.InfoReward": {"terms": {"reward_speed": 1.0, "reward_survive": 1.0}}}
+    shaping = {"sb3_lsp.InfoReward": {"terms": {"reward_speed": 1.0, "reward_survive": 1.0}}}
     config = {
         "name": "tiny_maze",
         "seeds": [0],

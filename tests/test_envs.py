@@ -248,3 +248,31 @@ def test_ant_cannot_cross_maze_walls(start, direction, axis, face) -> None:
         gaps = sign * (face - env.data.xpos[1:, axis])  # every body frame to the wall face
         closest = min(closest, gaps.min())
     assert 0.0 < closest < 0.6
+
+
+def test_info_reward_adds_the_weighted_info_terms_and_names_a_missing_one() -> None:
+    from rl_zoo3.utils import get_wrapper_class
+
+    from sb3_lsp import InfoReward
+
+    terms = {"reward_speed": 2.0, "reward_ctrl": 1.0}
+    raw, shaped = (
+        gym.make("sb3_lsp/PointCrossMaze-v0", goal=2),
+        InfoReward(gym.make("sb3_lsp/PointCrossMaze-v0", goal=2), terms),
+    )
+    raw.reset(seed=0)
+    shaped.reset(seed=0)
+    action = np.array([0.5, -0.25], np.float32)
+    _, reward, _, _, info = raw.step(action)
+    _, shaped_reward, _, _, _ = shaped.step(action)
+    assert info["reward_speed"] > 0
+    assert shaped_reward == pytest.approx(reward + 2.0 * info["reward_speed"] + info["reward_ctrl"])
+    typo = InfoReward(gym.make("sb3_lsp/PointCrossMaze-v0"), {"reward_fly": 1.0})
+    typo.reset(seed=0)
+    with pytest.raises(KeyError, match=r"InfoReward terms \['reward_fly'\] are not in the environment's info"):
+        typo.step(action)
+    # Configs recorded before the move name it benchmarks.run.InfoReward: the same class
+    old = get_wrapper_class({"env_wrapper": [{"benchmarks.run.InfoReward": {"terms": terms}}]})(
+        gym.make("sb3_lsp/PointCrossMaze-v0")
+    )
+    assert type(old) is InfoReward

@@ -77,8 +77,19 @@ def test_level1_runs_on_a_level0_run_folder_and_enjoy_replays_its_wrapper(level0
 
 def test_tuning_a_higher_level_samples_its_latent_space_and_trial_id_round_trips(level0_run: Path, tmp_path: Path) -> None:
     conf, wrapper_kwargs = level1_config(tmp_path, level0_run)
-    # Plain rl_zoo3.train: --gym-packages sb3_lsp installs the samplers and experiment manager
-    zoo = ("rl_zoo3.train", "--algo", "sac", "--env", LEVEL1, "-conf", str(conf), "--gym-packages", "sb3_lsp", *STEPS)
+    # Plain rl_zoo3.train: --gym-packages sb3_lsp.zoo.plugin installs the samplers and experiment manager
+    zoo = (
+        "rl_zoo3.train",
+        "--algo",
+        "sac",
+        "--env",
+        LEVEL1,
+        "-conf",
+        str(conf),
+        "--gym-packages",
+        "sb3_lsp.zoo.plugin",
+        *STEPS,
+    )
     storage = ("--storage", "study.log", "--study-name", "level1")
     run(*zoo, *TUNING, "--optimize", "--n-trials", "2", *storage, "--optimization-log-path", "trials", cwd=tmp_path)
 

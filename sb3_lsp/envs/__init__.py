@@ -14,6 +14,7 @@ id                                        observation         (D_s first)     ma
 The maze environments take ``goal`` (0, 1, 2 or any (x, y)), ``goal_radius`` and ``reward_type``
 keyword arguments, e.g. ``gymnasium.make("sb3_lsp/PointCrossMaze-v0", goal=2)``.
 ``sb3_lsp/MultiGoal-v0`` is the four-goal task of Haarnoja et al. 2017 (:mod:`sb3_lsp.envs.multigoal`).
+:class:`InfoReward` adds weighted ``info`` entries to the reward (the shaped maze baselines).
 """
 
 import gymnasium
@@ -22,6 +23,7 @@ from sb3_lsp.envs.ant import AntAnyDirectionEnv, AntCrossMazeEnv
 from sb3_lsp.envs.maze import GOALS, WALLS, CrossMazeTask
 from sb3_lsp.envs.multigoal import MULTIGOAL_GOALS, MultiGoalEnv
 from sb3_lsp.envs.point import PointAnyDirectionEnv, PointCrossMazeEnv
+from sb3_lsp.envs.shaping import InfoReward
 
 #: id -> (entry point, max_episode_steps). The Point's episodes are shorter than the Ant's
 #: because it is faster (2 m/s at 20 Hz crosses the maze in ~150 steps) and CPU budgets are small.
@@ -52,6 +54,7 @@ __all__ = [
     "AntAnyDirectionEnv",
     "AntCrossMazeEnv",
     "CrossMazeTask",
+    "InfoReward",
     "MultiGoalEnv",
     "PointAnyDirectionEnv",
     "PointCrossMazeEnv",

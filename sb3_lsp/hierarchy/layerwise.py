@@ -186,7 +186,7 @@ def train_zoo_run(
         "--env", env_id,
         "-conf", str(hyperparams_file),
         "-f", str(log_folder),
-        "--gym-packages", "sb3_lsp",
+        "--gym-packages", "sb3_lsp.zoo.plugin",
         "--seed", str(seed),
         *zoo_args,
     ]  # fmt: skip
