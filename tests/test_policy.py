@@ -198,3 +198,21 @@ def test_actions_are_rescaled_to_a_non_unit_box() -> None:
     assert actions.shape == (64, 1)
     assert (np.abs(actions) <= 2.0).all()
     assert np.abs(actions).max() > 1.0 >= squashed.abs().max().item()
+
+
+def test_predict_switches_to_evaluation_mode_once_and_then_skips_the_module_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = SAC("LSPPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16, 16]}, seed=0)
+    trained = [*model.policy.actor.modules(), *model.policy.critic.modules()]  # not the target critic: always eval
+    model.policy.set_training_mode(True)
+    assert all(module.training for module in trained)
+    obs = np.zeros((1, 3), np.float32)
+    model.predict(obs, deterministic=True)
+    assert not any(module.training for module in trained)
+
+    calls = []
+    original = th.nn.Module.train
+    monkeypatch.setattr(th.nn.Module, "train", lambda self, mode=True: calls.append(self) or original(self, mode))
+    model.predict(obs, deterministic=True)
+    assert calls == []  # already in evaluation mode: no walk
+    model.policy.set_training_mode(True)  # what SAC.train() does before each gradient step
+    assert calls and all(module.training for module in trained)
