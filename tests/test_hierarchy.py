@@ -327,5 +327,7 @@ def test_a_non_finite_latent_is_refused(pendulum_level0: Path) -> None:
 
 def test_mismatched_wrapper_settings_in_a_hierarchy_are_rejected(pendulum_level0: Path) -> None:
     top = SAC("MlpPolicy", LatentActionWrapper(gym.make("Pendulum-v1"), pendulum_level0, latent_bound=2.0))
-    with pytest.raises(ValueError, match=r"latent_bound=3\.0"):
+    with pytest.raises(ValueError, match=r"latent_bounds \[3\.0\] differ from the latent boxes .* \(\[2\.0\]\)"):
         HierarchicalPolicy.from_levels([pendulum_level0, top])  # trained with latent_bound=2, told 3
+    # Not told: read from the level above
+    assert HierarchicalPolicy.from_levels([pendulum_level0, top], [{"latent_bound": 2.0}]).latent_bounds == [2.0]

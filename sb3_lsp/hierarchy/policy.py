@@ -52,37 +52,62 @@ class HierarchicalPolicy:
     step count to 0, so every level decides afresh on the first observation of a new episode.
     ``state=None`` starts every environment afresh.
 
+    The latent bounds are not settings of the composition: level ``i + 1`` was trained in the
+    latent box of level ``i``, so its action space is that box (:attr:`latent_bounds`).
+
     :param levels: The frozen levels, lowest first; all but the top must be latent-space policies.
-    :param latent_bounds: For each level ``i < K-1``, the ``latent_bound`` of the wrapper that
-        embedded it when level ``i + 1`` was trained.
-    :param action_repeats: For each level ``i < K-1``, that wrapper's ``action_repeat``.
+    :param action_repeats: For each level ``i < K-1``, the ``action_repeat`` of the wrapper that
+        embedded it when level ``i + 1`` was trained (default: 1 each).
+    :param latent_bounds: Release 0.1.0's second argument, now read from the levels; when given it
+        must match them.
     """
 
-    def __init__(self, levels: Sequence[FrozenLevel], latent_bounds: Sequence[float], action_repeats: Sequence[int]) -> None:
+    def __init__(
+        self,
+        levels: Sequence[FrozenLevel],
+        action_repeats: Sequence[int] | None = None,
+        *,
+        latent_bounds: Sequence[float] | None = None,
+    ) -> None:
         if len(levels) < 1:
             raise ValueError("A HierarchicalPolicy needs at least one level.")
-        if not len(latent_bounds) == len(action_repeats) == len(levels) - 1:
+        action_repeats = [1] * (len(levels) - 1) if action_repeats is None else list(action_repeats)
+        if len(action_repeats) != len(levels) - 1:
             raise ValueError(
-                f"{len(levels)} levels need {len(levels) - 1} wrapper settings (one per level below the top), "
-                f"got {len(latent_bounds)} latent_bounds and {len(action_repeats)} action_repeats."
+                f"{len(levels)} levels need {len(levels) - 1} action_repeats (one per level below the top), "
+                f"got {len(action_repeats)}."
             )
         self.levels = list(levels)
-        self.latent_bounds = [finite_number("latent_bound", bound, positive=True) for bound in latent_bounds]
         self.action_repeats = [positive_int("action_repeat", repeat) for repeat in action_repeats]
         # Every level reads the raw observation (its lower_obs slice of it): the top level's space.
         raw_space = self.levels[-1].policy.observation_space
         for level in self.levels[:-1]:
             level.check_observation_space(raw_space, f"the top level ({self.levels[-1].source})")
-        for below, above, bound in zip(self.levels, self.levels[1:], self.latent_bounds, strict=False):
+        for below, above in zip(self.levels, self.levels[1:], strict=False):
             latent_dim = below.actor.action_dim  # raises unless `below` is a latent-space policy
-            if above.action_space.shape != (latent_dim,) or not np.allclose(above.action_space.high, bound):
+            high = above.action_space.high
+            if above.action_space.shape != (latent_dim,) or not (
+                np.allclose(above.action_space.low, -high) and np.allclose(high, high[0])
+            ):
                 raise ValueError(
-                    f"Level {above.source} acts in {above.action_space}, but the level below it ({below.source}) "
-                    f"embedded with latent_bound={bound} has the latent box Box(-{bound}, {bound}, ({latent_dim},)). "
-                    "Give each level the wrapper settings it was trained with."
+                    f"Level {above.source} acts in {above.action_space}, which is not the latent box "
+                    f"Box(-B, B, ({latent_dim},)) of the level below it ({below.source}): "
+                    "it was not trained on that level through a LatentActionWrapper."
+                )
+        if latent_bounds is not None:
+            given = [finite_number("latent_bound", bound, positive=True) for bound in latent_bounds]
+            if not np.allclose(given, self.latent_bounds):
+                raise ValueError(
+                    f"latent_bounds {given} differ from the latent boxes the levels above were trained in "
+                    f"({self.latent_bounds}): give each level the wrapper settings it was trained with."
                 )
         # Level L produces a new output every periods[L] raw steps.
         self.periods = [math.prod(self.action_repeats[:level]) for level in range(len(self.levels))]
+
+    @property
+    def latent_bounds(self) -> list[float]:
+        """For each level ``i < K-1``: the half-width of its latent box, the action box of level ``i + 1``."""
+        return [float(level.action_space.high[0]) for level in self.levels[1:]]
 
     @classmethod
     def from_levels(
@@ -110,8 +135,8 @@ class HierarchicalPolicy:
         ]
         return cls(
             frozen,
+            [settings.get("action_repeat", 1) for settings in wrappers],
             latent_bounds=[settings.get("latent_bound", DEFAULT_LATENT_BOUND) for settings in wrappers],
-            action_repeats=[settings.get("action_repeat", 1) for settings in wrappers],
         )
 
     def _initial_state(self, n_envs: int) -> tuple[np.ndarray, ...]:
@@ -229,4 +254,4 @@ class HierarchicalPolicy:
                 f"{path} is not a readable HierarchicalPolicy archive ({type(error).__name__}: {error}): the file is "
                 "truncated or corrupt. Save the hierarchy again (python -m sb3_lsp.hierarchy train rewrites it)."
             ) from error
-        return cls(levels, manifest["latent_bounds"], manifest["action_repeats"])
+        return cls(levels, manifest["action_repeats"], latent_bounds=manifest["latent_bounds"])
