@@ -88,7 +88,6 @@ import signal
 import sys
 import time
 import traceback
-import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime
@@ -115,6 +114,7 @@ import sb3_lsp
 from sb3_lsp import InfoReward  # noqa: F401
 from sb3_lsp.checks import positive_int, refuse_unknown_keys
 from sb3_lsp.diagnostics import SACDiagnostics
+from sb3_lsp.hierarchy.levels import saved_num_timesteps
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
 PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
@@ -194,10 +194,9 @@ def _check_given_level(name: str, level: dict[str, Any], path: Path) -> None:
     if not model.is_file():
         raise ValueError(f"{path}: pretrained {name!r}: no model at {model} (paths are relative to {Path.cwd()}).")
     try:
-        with zipfile.ZipFile(model) as archive:
-            steps = json.loads(archive.read("data"))["num_timesteps"]
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: pretrained {name!r}: {model} is not a model saved by SB3 ({error}).") from None
+        steps = saved_num_timesteps(model)
+    except ValueError as error:
+        raise ValueError(f"{path}: pretrained {name!r}: {error}") from None
     if steps != positive_int(f"{path}: pretrained {name!r} budget", level["budget"]):
         raise ValueError(f"{path}: pretrained {name!r}: {model} was trained for {steps} steps, not budget {level['budget']}.")
 

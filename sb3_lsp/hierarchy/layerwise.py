@@ -35,11 +35,11 @@ from typing import Any
 import gymnasium as gym
 import yaml
 from huggingface_sb3 import EnvironmentName
+from rl_zoo3.utils import get_latest_run_id
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.save_util import load_from_zip_file
 
 from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
-from sb3_lsp.hierarchy.levels import find_zoo_run_files
+from sb3_lsp.hierarchy.levels import find_zoo_run_files, saved_num_timesteps
 from sb3_lsp.hierarchy.policy import HierarchicalPolicy
 from sb3_lsp.hierarchy.wrapper import LatentActionWrapper
 from sb3_lsp.settings import settings_file
@@ -124,8 +124,7 @@ def _digest(entry: dict[str, Any], env_id: str, algo: str, seed: int) -> str:
 def trained_steps(run_folder: Path) -> int:
     """``num_timesteps`` of the model a run folder holds."""
     model_zip, _ = find_zoo_run_files(run_folder)
-    data, _, _ = load_from_zip_file(model_zip, load_data=True, device="cpu")
-    return int(data["num_timesteps"]) if data else 0
+    return saved_num_timesteps(model_zip)
 
 
 class IncompleteLevelError(RuntimeError):
@@ -146,12 +145,12 @@ def zoo_hyperparams(levels: list[dict[str, Any]], index: int, run_folders: list[
 
 
 def latest_run_folder(log_folder: Path, algo: str, env_id: str) -> Path:
-    """The run folder rl_zoo3.train just wrote: logs/<algo>/<env>_<highest id>/."""
+    """The run folder rl_zoo3.train just wrote: logs/<algo>/<env>_<highest id>/ (rl_zoo3's own numbering)."""
     env_name = EnvironmentName(env_id)
-    runs = [p for p in (log_folder / algo).glob(f"{env_name}_*") if p.name.rsplit("_", 1)[-1].isdigit()]
-    if not runs:
+    run_id = get_latest_run_id(str(log_folder / algo), env_name)
+    if run_id == 0:
         raise FileNotFoundError(f"rl_zoo3.train wrote no run folder for {env_id} under {log_folder / algo}.")
-    return max(runs, key=lambda p: int(p.name.rsplit("_", 1)[-1]))
+    return log_folder / algo / f"{env_name}_{run_id}"
 
 
 def load_config(config_path: Path) -> dict[str, Any]:

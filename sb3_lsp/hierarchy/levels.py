@@ -1,6 +1,7 @@
 """Frozen levels of a hierarchy: loading a saved model, what it observes, how it maps latents to actions."""
 
 import copy
+import json
 import pickle
 import zipfile
 from collections.abc import Sequence
@@ -36,6 +37,20 @@ def find_zoo_run_files(folder: Path) -> tuple[Path, Path | None]:
         "folder, as `python -m rl_zoo3.train` writes them under logs/<algo>/<env>_<id>/. "
         "Pass the run folder itself or the path of a model .zip."
     )
+
+
+def saved_num_timesteps(path: Path) -> int:
+    """
+    The steps an SB3 model ``.zip`` was trained for, read from its ``data`` entry alone (loading
+    the whole model, weights and optimizer states, only to read one number took seconds for big ones).
+
+    :raises ValueError: When the file is not a model saved by SB3.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return int(json.loads(archive.read("data"))["num_timesteps"])
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as error:
+        raise ValueError(f"{path} is not a model saved by SB3 ({type(error).__name__}: {error}).") from None
 
 
 def _load_policy_from_zip(path: Path, device: str) -> BasePolicy:
