@@ -56,6 +56,12 @@ CURVE_METRICS = {
 }
 
 
+def read_record(path: Path) -> pd.DataFrame:
+    """A record's CSV (``aggregate.csv``, ``runs.csv``) exactly as written: pandas' default float
+    parser can change the last digit, which rewriting the record would then commit."""
+    return pd.read_csv(path, dtype={"spec_digest": str}, float_precision="round_trip")
+
+
 def pretraining_steps(config: dict[str, Any], run: dict[str, Any]) -> int:
     """Environment steps spent on the pretrained levels a run builds on (recursively)."""
     pretrained = config.get("pretrained", {})
@@ -122,7 +128,7 @@ def recorded_folders(record_folder: Path, config: dict[str, Any]) -> set[Path]:
     if not (record_folder / "runs.csv").is_file():
         return set()
     runs = expected_runs(config)
-    recorded = pd.read_csv(record_folder / "runs.csv", dtype={"spec_digest": str})
+    recorded = read_record(record_folder / "runs.csv")
     return {runs[key][0] for key, unchanged in unchanged_records(recorded, runs) if unchanged}
 
 
@@ -136,19 +142,19 @@ def with_recorded(
     """
     runs = expected_runs(config)
     if (record_folder / "runs.csv").is_file():
-        recorded = pd.read_csv(record_folder / "runs.csv", dtype={"spec_digest": str})
+        recorded = read_record(record_folder / "runs.csv")
         fresh = set(records[KEY].itertuples(index=False, name=None)) if len(records) else set()
         keep = [key not in fresh and unchanged for key, unchanged in unchanged_records(recorded, runs)]
         kept = recorded[keep]
         grid_kept = {key[1:] for key in kept[KEY].itertuples(index=False, name=None) if key[0] == "grid"}
-        old = pd.read_csv(record_folder / "aggregate.csv")
+        old = read_record(record_folder / "aggregate.csv")
         old = old[[key in grid_kept for key in old[["method", "env", "seed"]].itertuples(index=False, name=None)]]
         evaluations = pd.concat([frame for frame in (evaluations, old) if len(frame)] or [pd.DataFrame()], ignore_index=True)
         records = pd.concat([frame for frame in (records, kept) if len(frame)] or [pd.DataFrame()], ignore_index=True)
     elif (record_folder / "aggregate.csv").is_file():
         # A record from before runs.csv existed: its runs cannot be checked against the config, and
         # writing this aggregate over it would drop every run the output folder did not finish again.
-        old = pd.read_csv(record_folder / "aggregate.csv")
+        old = read_record(record_folder / "aggregate.csv")
         fresh = set(evaluations[["method", "env", "seed"]].itertuples(index=False, name=None)) if len(evaluations) else set()
         lost = set(old[["method", "env", "seed"]].itertuples(index=False, name=None)) - fresh
         if lost:

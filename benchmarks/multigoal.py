@@ -43,6 +43,7 @@ METHODS = {
         "LSPPolicy",
         {
             "net_arch": [128, 128],
+            "flow": "paper_text",  # its embedding, as measured before the default flow changed
             "gaussian_base": True,
             "identity_init": True,
             "fused_coupling": True,

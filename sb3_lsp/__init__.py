@@ -16,6 +16,7 @@ from sb3_lsp.flows import ConditionalRealNVP, ElementwiseAffine, TanhSquash
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
 from sb3_lsp.plotting import action_density, plot_action_density
 from sb3_lsp.policies import (
+    FLOW_PRESETS,
     SAC_POLICY_ALIASES,
     TQC_POLICY_ALIASES,
     CnnLSPPolicy,
@@ -44,6 +45,7 @@ def __getattr__(name: str) -> type:
 
 
 __all__ = [
+    "FLOW_PRESETS",
     "CnnLSPPolicy",
     "ConditionalRealNVP",
     "ElementwiseAffine",

@@ -19,12 +19,12 @@ from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.flows import ConditionalRealNVP, TanhSquash, mlp, standard_normal_log_prob
 
 #: Paper appendix A: 128-128 ReLU observation embedding.
-DEFAULT_EMBEDDING_NET_ARCH = (128, 128)
+PAPER_EMBEDDING_NET_ARCH = (128, 128)
 #: Soft bound on each coupling layer's log-scale: exp(+-5) spans 0.0067 to 148 per layer.
 DEFAULT_LOG_SCALE_BOUND = 5.0
 
-#: The flow's ``policy_kwargs`` switches and their defaults. ``False`` everywhere is the flow of
-#: release 0.1.0 (the paper's appendix text); a model saved by that release loads with these.
+#: The flow's ``policy_kwargs`` switches, all off: the flow of release 0.1.0 (the paper's appendix
+#: text). A model saved by that release carries no flow settings and loads with these.
 FLOW_SWITCHES: dict[str, bool] = {
     "identity_init": False,
     "gaussian_base": False,
@@ -45,21 +45,51 @@ FLOW_KWARG_NAMES = (
 )
 
 
-def release_0_1_0_flow_kwargs(action_dim: int) -> dict[str, Any]:
-    """The flow of release 0.1.0 (the paper's appendix A text), for an action space of ``action_dim``."""
+def paper_text_flow_kwargs(action_dim: int) -> dict[str, Any]:
+    """
+    The flow of the paper's appendix A (release 0.1.0's defaults) for an action space of ``action_dim``:
+    2 coupling layers with one tanh hidden layer of ``|A|`` units in each s/t network, a 128-128
+    ReLU observation embedding of size ``2 |A|`` with a linear output, random initial couplings.
+    """
     return dict(
         n_coupling_layers=2,
         coupling_net_arch=[action_dim],
         coupling_activation_fn=nn.Tanh,
-        embedding_net_arch=list(DEFAULT_EMBEDDING_NET_ARCH),
+        embedding_net_arch=list(PAPER_EMBEDDING_NET_ARCH),
         embedding_dim=2 * action_dim,
         log_scale_bound=DEFAULT_LOG_SCALE_BOUND,
         **FLOW_SWITCHES,
     )
 
 
-#: The default flow of this release: a function of the action dimension.
-default_flow_kwargs = release_0_1_0_flow_kwargs
+def gaussian_start_flow_kwargs(action_dim: int) -> dict[str, Any]:
+    """
+    The default flow (chosen by benchmarks/configs/lsp_screen.yml and lsp_finalists.yml, where it
+    is "G"): SB3's actor as the first layer, a 256-256 ReLU trunk with a state-conditioned
+    ``mu(s) + sigma(s) * h``, then 2 identity-started coupling layers whose fused s/t networks have
+    one tanh hidden layer of ``|A|`` units. At initialisation the actor is SB3's squashed Gaussian;
+    the couplings can only add to it.
+    """
+    return {
+        **paper_text_flow_kwargs(action_dim),
+        "embedding_net_arch": [256],
+        "embedding_dim": 256,
+        "embedding_output_activation": True,
+        "gaussian_base": True,
+        "identity_init": True,
+        "fused_coupling": True,
+    }
+
+
+#: The named flows ``policy_kwargs=dict(flow=...)`` starts from; the other flow arguments override them.
+FLOW_PRESETS = {"gaussian_start": gaussian_start_flow_kwargs, "paper_text": paper_text_flow_kwargs}
+#: The flow of this release when ``flow`` is not given.
+DEFAULT_FLOW = "gaussian_start"
+
+
+def default_flow_kwargs(action_dim: int) -> dict[str, Any]:
+    """The default flow of this release (:data:`DEFAULT_FLOW`) for an action space of ``action_dim``."""
+    return FLOW_PRESETS[DEFAULT_FLOW](action_dim)
 
 
 class LSPActor(BasePolicy):
@@ -310,7 +340,15 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
             "The flow actor maps a Gaussian latent onto a box; use a Box action space "
             "(or a discrete-action algorithm such as DQN/PPO for discrete actions)."
         )
-    kwargs = {**default_flow_kwargs(get_action_dim(action_space)), **given}
+    given = dict(given)
+    preset = given.pop("flow", None)
+    if preset is not None and preset not in FLOW_PRESETS:
+        raise ValueError(
+            f"flow must name one of the flows {sorted(FLOW_PRESETS)} (the other flow arguments override it), "
+            f"got {preset!r}. flow='paper_text' is the paper's appendix A (release 0.1.0's defaults)."
+        )
+    start = default_flow_kwargs if preset is None else FLOW_PRESETS[preset]
+    kwargs = {**start(get_action_dim(action_space)), **given}
     kwargs["n_coupling_layers"] = positive_int("n_coupling_layers", kwargs["n_coupling_layers"])
     kwargs["embedding_dim"] = positive_int("embedding_dim", kwargs["embedding_dim"])
     for name in ("coupling_net_arch", "embedding_net_arch"):
@@ -378,7 +416,8 @@ class _LatentSpacePolicyMixin:
 
     Takes the flow's keyword arguments, forwards everything else (critic ``net_arch``,
     ``n_critics``, optimizer, ...) to the algorithm's own policy class unchanged. A flow argument
-    left at ``None`` takes this release's default (:func:`default_flow_kwargs`).
+    left at ``None`` takes the value of the named ``flow`` (:data:`FLOW_PRESETS`; default
+    :data:`DEFAULT_FLOW`).
     """
 
     flow_kwargs: dict[str, Any]
@@ -394,6 +433,7 @@ class _LatentSpacePolicyMixin:
         action_space: spaces.Space,
         lr_schedule: Any,
         *,
+        flow: str | None = None,
         n_coupling_layers: int | None = None,
         coupling_net_arch: list[int] | None = None,
         coupling_activation_fn: type[nn.Module] | None = None,
@@ -410,9 +450,10 @@ class _LatentSpacePolicyMixin:
     ) -> None:
         given = {name: value for name, value in locals().items() if name in FLOW_KWARG_NAMES and value is not None}
         # Checked before building anything, so errors name the user's mistake, not torch's.
-        self.flow_kwargs = _resolve_flow_kwargs(action_space, given)
-        # What a model saved by release 0.1.0 (no flow settings in its weights) was built with.
-        self._release_0_1_0_flow_kwargs = {**release_0_1_0_flow_kwargs(get_action_dim(action_space)), **given}
+        self.flow_kwargs = _resolve_flow_kwargs(action_space, given if flow is None else {**given, "flow": flow})
+        # What a model saved by release 0.1.0 (no flow settings in its weights, and no ``flow``
+        # argument, which came later) was built with: that release's defaults, the paper's text.
+        self._release_0_1_0_flow_kwargs = {**paper_text_flow_kwargs(get_action_dim(action_space)), **given}
         if kwargs.get("use_sde", False):
             raise ValueError(
                 "use_sde=True is not supported by LSPPolicy: gSDE perturbs the weights of a Gaussian "
@@ -431,7 +472,7 @@ class _LatentSpacePolicyMixin:
     def _refuse_unknown_arguments(cls, kwargs: dict[str, Any]) -> None:
         """A misspelt policy_kwargs key gets the closest valid name, not torch's or SB3's TypeError."""
         base = next(klass for klass in cls.__mro__ if klass in (SACPolicy, TQCPolicy))
-        known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES)
+        known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES) | {"flow"}
         refuse_unknown_keys(kwargs, known - {"self", "kwargs"}, f"{cls.policy_alias} policy_kwargs key")
 
     @classmethod
@@ -500,31 +541,38 @@ class LSPPolicy(_LatentSpacePolicyMixin, SACPolicy):
     """
     SAC policy whose actor is a latent-space policy (:class:`LSPActor`).
 
-    Use as ``SAC("LSPPolicy", env)`` after ``import sb3_lsp``. Defaults follow the paper's
-    appendix A; the critic is SB3's (``net_arch`` sets it, default ``[256, 256]``). Every flow
-    argument left at ``None`` takes its default.
+    Use as ``SAC("LSPPolicy", env)`` after ``import sb3_lsp``. The critic is SB3's (``net_arch``
+    sets it, default ``[256, 256]``). The flow starts from a named flow (``flow``, default
+    ``"gaussian_start"``); every flow argument given overrides that flow's value. The defaults
+    below are ``"gaussian_start"``'s, with ``"paper_text"``'s (the paper's appendix A, release
+    0.1.0's defaults) in brackets where they differ.
 
     :param observation_space: Observation space.
     :param action_space: Action space (a ``Box``).
     :param lr_schedule: Learning rate schedule.
+    :param flow: The named flow to start from: ``"gaussian_start"`` (SB3's squashed Gaussian at
+        initialisation, couplings that can only add to it; chosen by measurement, see
+        benchmarks/RESULTS.md) or ``"paper_text"`` (the paper's appendix A).
     :param n_coupling_layers: Number of affine coupling layers (default 2).
     :param coupling_net_arch: Hidden sizes of each ``s``/``t`` network (default ``[|A|]``).
     :param coupling_activation_fn: Hidden activation of the ``s``/``t`` networks (default ``nn.Tanh``).
-    :param embedding_net_arch: Hidden sizes of the observation embedding (default ``[128, 128]``).
-    :param embedding_dim: Size of the observation embedding (default ``2 * |A|``).
+    :param embedding_net_arch: Hidden sizes of the observation embedding (default ``[256]``;
+        paper text ``[128, 128]``).
+    :param embedding_dim: Size of the observation embedding (default 256; paper text ``2 * |A|``).
     :param log_scale_bound: Soft bound on each coupling layer's log-scale (default 5).
     :param identity_init: Zero the last layer of every ``s``/``t`` network, so each coupling
-        layer starts as the identity (default False).
+        layer starts as the identity (default True; paper text False).
     :param gaussian_base: Put a state-conditioned element-wise affine layer
         ``u0 = mu(s) + sigma(s) * h`` first, ``mu`` and ``log sigma`` read from the embedding and
         ``log sigma`` clamped to SB3's ``[-20, 2]``. With ``identity_init`` the actor starts as
-        SB3's squashed Gaussian, and the coupling layers can only add to it (default False).
+        SB3's squashed Gaussian, and the coupling layers can only add to it (default True;
+        paper text False).
     :param embedding_layer_norm: LayerNorm after each hidden layer of the embedding (default False).
     :param embedding_output_activation: Apply ``activation_fn`` (ReLU) to the embedding's output,
-        as the authors' released code did (default False).
+        as the authors' released code and SB3's actor do (default True; paper text False).
     :param coupling_layer_norm: LayerNorm after each hidden layer of the ``s``/``t`` networks (default False).
     :param fused_coupling: One network per coupling layer emits both ``s`` and ``t`` (fewer ops;
-        default False).
+        default True; paper text False).
     :param kwargs: Every other :class:`stable_baselines3.sac.policies.SACPolicy` argument.
     """
 

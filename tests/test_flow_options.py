@@ -16,13 +16,14 @@ from stable_baselines3.common.distributions import SquashedDiagGaussianDistribut
 from test_policy import jacobian_log_prob  # the same independent reference as the default flow's tests
 from torch import nn
 
-from sb3_lsp import LSPPolicy, policies
+from sb3_lsp import FLOW_PRESETS, LSPPolicy
 from sb3_lsp.flows import standard_normal_log_prob
 
 OBS_DIM = 5
 
-#: One entry per option, each on its own, plus the combination a Gaussian-started flow uses.
+#: One entry per option, each on its own over the paper's flow, plus the default flow and every option at once.
 OPTIONS = {
+    "default (gaussian_start)": {"flow": "gaussian_start"},
     "identity_init": {"identity_init": True},
     "gaussian_base": {"gaussian_base": True},
     "embedding_layer_norm": {"embedding_layer_norm": True},
@@ -49,7 +50,7 @@ def make_actor(action_dim: int, options: dict, seed: int = 0):
     th.manual_seed(seed)
     observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
-    actor = LSPPolicy(observation_space, action_space, lambda _: 3e-4, **options).actor
+    actor = LSPPolicy(observation_space, action_space, lambda _: 3e-4, **{"flow": "paper_text", **options}).actor
     with th.no_grad():
         for param in actor.parameters():
             param.add_(0.05 * th.randn_like(param))
@@ -121,7 +122,12 @@ def test_identity_init_starts_every_coupling_layer_as_the_identity() -> None:
     observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
     for fused in (False, True):
         actor = LSPPolicy(
-            observation_space, spaces.Box(-1, 1, (4,)), lambda _: 3e-4, identity_init=True, fused_coupling=fused
+            observation_space,
+            spaces.Box(-1, 1, (4,)),
+            lambda _: 3e-4,
+            flow="paper_text",
+            identity_init=True,
+            fused_coupling=fused,
         ).actor
         context, h = th.randn(8, actor.embedding_dim), th.randn(8, 4)
         u, log_det = actor.flow(h, context)
@@ -129,16 +135,13 @@ def test_identity_init_starts_every_coupling_layer_as_the_identity() -> None:
 
 
 @pytest.mark.parametrize("action_dim", [1, 2, 6])
-def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int) -> None:
+@pytest.mark.parametrize(
+    "flow_kwargs", [{}, {"flow": "paper_text", "gaussian_base": True, "identity_init": True}], ids=["default", "paper_text"]
+)
+def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int, flow_kwargs: dict) -> None:
+    """The default flow, and any flow with gaussian_base and identity_init, starts as SB3's squashed Gaussian."""
     observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
-    policy = LSPPolicy(
-        observation_space,
-        spaces.Box(-1.0, 1.0, (action_dim,), np.float32),
-        lambda _: 3e-4,
-        gaussian_base=True,
-        identity_init=True,
-        n_coupling_layers=2,
-    )
+    policy = LSPPolicy(observation_space, spaces.Box(-1.0, 1.0, (action_dim,), np.float32), lambda _: 3e-4, **flow_kwargs)
     actor = policy.actor
     obs = th.randn(64, OBS_DIM)
     mean, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
@@ -156,6 +159,15 @@ def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int) -> No
         actor.flow.layers[0].mean_log_std.bias.fill_(100.0)
     _, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
     assert (log_std == 2.0).all()
+
+
+def test_a_named_flow_is_a_starting_point_and_an_unknown_name_is_refused() -> None:
+    observation_space, action_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32), spaces.Box(-1, 1, (3,))
+    paper = LSPPolicy(observation_space, action_space, lambda _: 3e-4, flow="paper_text", identity_init=True).actor
+    assert paper.flow_kwargs() == {**FLOW_PRESETS["paper_text"](3), "identity_init": True}
+    assert LSPPolicy(observation_space, action_space, lambda _: 3e-4).actor.flow_kwargs() == FLOW_PRESETS["gaussian_start"](3)
+    with pytest.raises(ValueError, match=r"flow must name one of the flows \['gaussian_start', 'paper_text'\]"):
+        LSPPolicy(observation_space, action_space, lambda _: 3e-4, flow="paper")
 
 
 def test_numpy_scalars_are_accepted() -> None:
@@ -222,17 +234,14 @@ def test_options_survive_save_and_load_in_a_fresh_process(algo: str, tmp_path: P
 
 
 @pytest.mark.parametrize("saved_by", ["release 0.1.0", "this release"])
-def test_weights_of_another_flow_rebuild_the_actor_in_place(saved_by: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_of_another_flow_rebuild_the_actor_in_place(saved_by: str) -> None:
     """Loading weights of a flow other than the defaults: the saved flow wins and SB3's aliases stay valid."""
-    old = SAC("LSPPolicy", "Pendulum-v1", seed=0)
+    old = SAC("LSPPolicy", "Pendulum-v1", seed=0, policy_kwargs={"flow": "paper_text"})
     state = old.policy.state_dict()
     if saved_by == "release 0.1.0":
         del state["actor._extra_state"]  # that release saved no flow settings with the weights
-    # Once this release's defaults differ from release 0.1.0's, a model built to load old weights gets them.
-    defaults = policies.default_flow_kwargs
-    monkeypatch.setattr(policies, "default_flow_kwargs", lambda action_dim: {**defaults(action_dim), **OPTIONS["all"]})
-    new = SAC("LSPPolicy", "Pendulum-v1", seed=1)
-    assert new.actor.gaussian_base
+    new = SAC("LSPPolicy", "Pendulum-v1", seed=1)  # this release's default flow, the Gaussian start
+    assert new.actor.gaussian_base and not old.actor.gaussian_base
     actor_object = new.actor
     new.policy.load_state_dict(state)
     assert new.actor is actor_object is new.policy.actor

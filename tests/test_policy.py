@@ -89,7 +89,9 @@ def test_density_of_2d_policy_integrates_to_one() -> None:
 
 
 def test_gradients_reach_every_flow_and_embedding_parameter() -> None:
-    actor = make_policy(3, n_coupling_layers=3).actor
+    # The paper's randomly initialised flow: an identity-started one (the default) passes no gradient to
+    # its s/t hidden layers until its zero output layers move (test_flow_options perturbs them first).
+    actor = make_policy(3, flow="paper_text", n_coupling_layers=3).actor
     actions, log_prob = actor.action_log_prob(random_obs(32))
     (actions.sum() + log_prob.sum()).backward()
     params = dict(actor.named_parameters())
@@ -118,8 +120,8 @@ def test_log_prob_is_finite_on_the_box_edges() -> None:
     assert th.isfinite(actor.action_to_latent(random_obs(4), edges)).all()
 
 
-def test_defaults_follow_the_paper() -> None:
-    actor = make_policy(6).actor
+def test_the_paper_text_flow_follows_the_paper() -> None:
+    actor = make_policy(6, flow="paper_text").actor
     assert actor.n_coupling_layers == 2
     assert actor.embedding_net_arch == [128, 128]
     assert actor.embedding_dim == 12

@@ -83,7 +83,9 @@ def check_zoo_settings(hyperparams: dict[str, Any], env_wrapper: Any, algo: str)
         given = dict(hyperparams.get("policy_kwargs") or {})
         policy_class._refuse_unknown_arguments(given)
         # the values too; the action space is not known yet, and only the defaults depend on it
-        _resolve_flow_kwargs(spaces.Box(-1.0, 1.0, (1,)), {key: given[key] for key in FLOW_KWARG_NAMES if key in given})
+        _resolve_flow_kwargs(
+            spaces.Box(-1.0, 1.0, (1,)), {key: given[key] for key in (*FLOW_KWARG_NAMES, "flow") if key in given}
+        )
     index = latent_wrapper_index(env_wrapper)
     if index is not None:
         _, kwargs = wrapper_entry(wrapper_list(env_wrapper)[index])

@@ -20,12 +20,14 @@ from rl_zoo3.hyperparams_opt import sample_sac_params, sample_tqc_params
 from rl_zoo3.utils import get_class_by_name
 
 from sb3_lsp.hierarchy import LatentActionWrapper
-from sb3_lsp.policies import SAC_POLICY_ALIASES, LSPPolicy, TQCLSPPolicy
+from sb3_lsp.policies import FLOW_PRESETS, SAC_POLICY_ALIASES, LSPPolicy, TQCLSPPolicy
 
 #: Observation-embedding MLPs the sampler chooses from (the paper's is ``"medium"``).
 EMBEDDING_NET_ARCHS: dict[str, list[int]] = {"small": [64, 64], "medium": [128, 128], "big": [256, 256]}
 #: Names of the flow's parameters in an Optuna study.
-FLOW_PARAMS = ("n_coupling_layers", "coupling_hidden", "embedding_size", "embedding_dim")
+FLOW_PARAMS = ("n_coupling_layers", "coupling_hidden", "embedding_size", "embedding_dim", "flow", "coupling_layer_norm")
+#: The named flow of a stored trial sampled before ``flow`` was a parameter: that release's default.
+FLOW_OF_OLDER_TRIALS = "paper_text"
 #: Names of a higher level's :class:`~sb3_lsp.LatentActionWrapper` arguments in an Optuna study.
 WRAPPER_PARAMS = ("latent_bound", "action_repeat", "prior_coef")
 
@@ -38,7 +40,9 @@ current_entry: ContextVar[tuple[dict[str, Any], Any, Callable[[list[Any]], None]
 
 def sample_flow_params(trial: optuna.Trial) -> dict[str, Any]:
     """
-    Sample the flow's parameters (the paper: 2 layers, ``|A|`` hidden units, ``"medium"``, ``2|A|``).
+    Sample the flow's parameters: the named flow they start from (:data:`~sb3_lsp.FLOW_PRESETS`),
+    its sizes (the paper: 2 layers, ``|A|`` hidden units, ``"medium"``, ``2|A|``) and LayerNorm in
+    the s/t networks.
 
     Sizes are absolute rather than multiples of ``|A|`` so that :func:`flow_kwargs` can rebuild the
     ``policy_kwargs`` from a stored trial alone (``--trial-id``).
@@ -50,20 +54,26 @@ def sample_flow_params(trial: optuna.Trial) -> dict[str, Any]:
         "n_coupling_layers": trial.suggest_int("n_coupling_layers", 1, 4),
         "coupling_hidden": trial.suggest_int("coupling_hidden", 1, 64, log=True),
         "embedding_size": trial.suggest_categorical("embedding_size", list(EMBEDDING_NET_ARCHS)),
-        "embedding_dim": trial.suggest_int("embedding_dim", 2, 64, log=True),
+        "embedding_dim": trial.suggest_int("embedding_dim", 2, 256, log=True),
+        "flow": trial.suggest_categorical("flow", sorted(FLOW_PRESETS)),
+        "coupling_layer_norm": trial.suggest_categorical("coupling_layer_norm", [False, True]),
     }
 
 
 def flow_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """
-    :param params: The flow's trial parameters (see :func:`sample_flow_params`).
+    :param params: The flow's trial parameters (see :func:`sample_flow_params`); a trial stored
+        before ``flow`` and ``coupling_layer_norm`` were sampled gets the flow it was trained with
+        (:data:`FLOW_OF_OLDER_TRIALS`, no LayerNorm).
     :return: The corresponding :class:`~sb3_lsp.LSPPolicy` ``policy_kwargs``.
     """
     return {
+        "flow": params.get("flow", FLOW_OF_OLDER_TRIALS),
         "n_coupling_layers": params["n_coupling_layers"],
         "coupling_net_arch": [params["coupling_hidden"]],
         "embedding_net_arch": list(EMBEDDING_NET_ARCHS[params["embedding_size"]]),
         "embedding_dim": params["embedding_dim"],
+        "coupling_layer_norm": params.get("coupling_layer_norm", False),
     }
 
 
