@@ -20,41 +20,49 @@ from stable_baselines3.common.monitor import Monitor
 
 import sb3_lsp
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--mode", choices=("hierarchy", "flat"), required=True)
-parser.add_argument("--level0", help="level-0 run folder or .zip (hierarchy mode)")
-parser.add_argument("--repeat", type=int, default=10, help="maze steps per decision")
-parser.add_argument("--decisions", type=int, default=5000, help="training budget, in decisions")
-parser.add_argument("--episode-steps", type=int, default=250, help="maze steps per episode")
-parser.add_argument("--goal", type=int, default=0)
-parser.add_argument("--prior-coef", type=float, default=0.1)
-parser.add_argument("--seed", type=int, default=0)
-args = parser.parse_args()
-th.set_num_threads(1)
 
-# Monitor sits under the wrappers: it counts maze steps and the task reward alone.
-monitor = Monitor(gym.make("sb3_lsp/PointCrossMaze-v0", goal=args.goal, max_episode_steps=args.episode_steps))
-if args.mode == "hierarchy":
-    env = sb3_lsp.LatentActionWrapper(monitor, args.level0, lower_obs=2, action_repeat=args.repeat, prior_coef=args.prior_coef)
-else:
-    env = FrameSkip(monitor, skip=args.repeat)
-# The settings of hyperparams/hierarchy_point_maze.yml
-model = SAC(
-    "LSPPolicy",
-    env,
-    learning_rate=1e-3,
-    learning_starts=1000,
-    batch_size=128,
-    tau=0.01,
-    policy_kwargs={"net_arch": [128, 128]},
-    seed=args.seed,
-)
-start = time.perf_counter()
-model.learn(args.decisions)
-successes = np.array(monitor.get_episode_rewards()) > 0
-first = int(np.argmax(successes)) + 1 if successes.any() else None
-print(
-    f"{args.mode} repeat {args.repeat}, {args.episode_steps}-step episodes, goal {args.goal}, seed {args.seed}: "
-    f"{successes.sum()} of {len(successes)} training episodes reached the goal (first: episode {first}); "
-    f"{args.decisions} decisions in {time.perf_counter() - start:.0f} s"
-)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("hierarchy", "flat"), required=True)
+    parser.add_argument("--level0", help="level-0 run folder or .zip (hierarchy mode)")
+    parser.add_argument("--repeat", type=int, default=10, help="maze steps per decision")
+    parser.add_argument("--decisions", type=int, default=5000, help="training budget, in decisions")
+    parser.add_argument("--episode-steps", type=int, default=250, help="maze steps per episode")
+    parser.add_argument("--goal", type=int, default=0)
+    parser.add_argument("--prior-coef", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    th.set_num_threads(1)
+
+    # Monitor sits under the wrappers: it counts maze steps and the task reward alone.
+    monitor = Monitor(gym.make("sb3_lsp/PointCrossMaze-v0", goal=args.goal, max_episode_steps=args.episode_steps))
+    if args.mode == "hierarchy":
+        env = sb3_lsp.LatentActionWrapper(
+            monitor, args.level0, lower_obs=2, action_repeat=args.repeat, prior_coef=args.prior_coef
+        )
+    else:
+        env = FrameSkip(monitor, skip=args.repeat)
+    # The settings of hyperparams/hierarchy_point_maze.yml
+    model = SAC(
+        "LSPPolicy",
+        env,
+        learning_rate=1e-3,
+        learning_starts=1000,
+        batch_size=128,
+        tau=0.01,
+        policy_kwargs={"flow": "paper_text", "net_arch": [128, 128]},
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    model.learn(args.decisions)
+    successes = np.array(monitor.get_episode_rewards()) > 0
+    first = int(np.argmax(successes)) + 1 if successes.any() else None
+    print(
+        f"{args.mode} repeat {args.repeat}, {args.episode_steps}-step episodes, goal {args.goal}, seed {args.seed}: "
+        f"{successes.sum()} of {len(successes)} training episodes reached the goal (first: episode {first}); "
+        f"{args.decisions} decisions in {time.perf_counter() - start:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

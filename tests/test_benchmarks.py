@@ -505,3 +505,13 @@ def test_heading_coverage_of_a_level_0(tmp_path: Path) -> None:
     # an untrained level still moves the point (its actions are not zero), in some directions
     assert median > 0 and 1 <= sectors <= 16
     assert (tmp_path / "h.png").stat().st_size > 10_000
+
+
+BENCHMARK_SCRIPTS = sorted(path.stem for path in Path("benchmarks").glob("*.py") if path.stem != "__init__")
+
+
+@pytest.mark.parametrize("script", BENCHMARK_SCRIPTS)
+def test_benchmark_scripts_parse_their_arguments_in_main_only(script: str) -> None:
+    """Importing a script (to reuse a function, or by a doc build) runs nothing and reads no argv."""
+    code = f"import sys; sys.argv = ['x', '--no-such-option']; import benchmarks.{script} as m; assert callable(m.main)"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
