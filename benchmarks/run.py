@@ -1,8 +1,11 @@
 """
 Benchmark harness: a grid of (method, environment, seed) runs for a step budget, with periodic
-deterministic evaluation, run in parallel processes, resumable, then aggregated into RESULTS.md.
+deterministic evaluation, run in parallel on Ray (locally or on a cluster), resumable, then
+aggregated into RESULTS.md.
 
     python -m benchmarks.run benchmarks/configs/pendulum_small.yml [--workers N] [--output DIR] [--results FILE]
+    python -m benchmarks.run CONFIG --address HEAD:6379   (on a Ray cluster: `ray start --head` on one
+                                  machine, `ray start --address=HEAD:6379` on the others)
     python -m benchmarks.run CONFIG --list        (print the grid and which runs are done; train nothing)
     python -m benchmarks.run CONFIG --envs Hopper-v5 --seeds 0 1 2     (a part of the grid; rerun to add more)
 
@@ -56,8 +59,15 @@ Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by 
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
 ``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
 written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
-and the run starts again. Stopping the harness (Ctrl-C; on Linux also ``kill`` of its process) stops
-its runs with it, so none keeps writing into a folder that the next invocation restarts.
+and the run starts again.
+
+Each run is a Ray task of one CPU: ``--workers N`` starts a local Ray instance of N CPUs (default:
+all cores); ``--address`` joins a running cluster, whose CPUs then set how many runs go in parallel,
+and ships this checkout to its machines (Ray's ``working_dir``; each needs the same packages). A
+task trains in a temporary folder on whichever machine runs it and returns the folder's files,
+which the harness writes into the output folder: nothing needs shared storage, and a run whose
+worker dies (a killed process, a lost machine) is retried by Ray from scratch, never half-written.
+Stopping the harness (Ctrl-C, ``kill``) stops its runs with it.
 Pretrained levels live in OUTPUT/pretrained/<name>/seed_<s>/. The grid runs seed by seed, every
 method of an env side by side, so a grid stopped halfway (or run in parts with
 ``--envs``/``--seeds``) leaves paired comparisons; RESULTS.md lists the runs still missing.
@@ -75,10 +85,8 @@ the final ``info`` of each evaluation episode gives ``is_success`` and ``distanc
 import argparse
 import copy
 import csv
-import ctypes
 import hashlib
 import json
-import multiprocessing
 import os
 import platform
 import re
@@ -86,16 +94,16 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import ray
 import torch as th
 import yaml
 from rl_zoo3 import ALGOS
@@ -329,16 +337,16 @@ def grid_specs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_env(spec: dict[str, Any], output: Path, seed: int, monitor_dir: Path | None) -> VecEnv:
+def make_env(spec: dict[str, Any], level_models: dict[str, Path], seed: int, monitor_dir: Path | None) -> VecEnv:
     """
     The run's environment: raw env -> Monitor -> frozen hierarchy levels (lowest first) -> env_wrapper.
 
     :param spec: The run spec.
-    :param output: The output folder holding the pretrained levels.
+    :param level_models: The ``model.zip`` of each pretrained level the run builds on, by name.
     :param seed: Seed of the environment.
     :param monitor_dir: Where Monitor writes its training CSV (None: nowhere).
     """
-    levels = [(level_model(spec, level["level"], output), level.get("wrapper", {})) for level in spec["hierarchy"]]
+    levels = [(level_models[level["level"]], level.get("wrapper", {})) for level in spec["hierarchy"]]
     extra_wrapper = get_wrapper_class({"env_wrapper": spec["env_wrapper"]}) if spec["env_wrapper"] else None
 
     def wrap(env: gym.Env) -> gym.Env:
@@ -368,11 +376,14 @@ class PeriodicEvaluation(BaseCallback):
     Every ``every`` steps, run ``episodes`` deterministic episodes on ``eval_env`` and append a
     row to ``csv_path``. Returns come from Monitor (the raw environment's reward); success rate
     and final distance from the last ``info`` of each episode, when the environment reports them.
+    Each evaluation also prints one line (``label``, step, mean return): the run's progress, which
+    Ray forwards to the harness's console.
     """
 
-    def __init__(self, eval_env: VecEnv, every: int, episodes: int, csv_path: Path) -> None:
+    def __init__(self, eval_env: VecEnv, every: int, episodes: int, csv_path: Path, label: str = "") -> None:
         super().__init__()
         self.eval_env, self.every, self.episodes, self.csv_path = eval_env, every, episodes, csv_path
+        self.label = label
         self.start = time.perf_counter()
         self.last_step = -1
         with csv_path.open("w", newline="") as file:
@@ -415,6 +426,7 @@ class PeriodicEvaluation(BaseCallback):
         with self.csv_path.open("a", newline="") as file:
             csv.writer(file).writerow(row)
         self.last_step = self.num_timesteps
+        print(f"{self.label}: step {self.num_timesteps}, return {row[1]:.1f} ± {row[2]:.1f}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,32 +458,45 @@ def load_widened(model: BaseAlgorithm, pretrained_zip: Path) -> None:
     model.policy.load_state_dict(target)
 
 
-def make_model(spec: dict[str, Any], output: Path, monitor_dir: Path | None) -> BaseAlgorithm:
+def make_model(spec: dict[str, Any], level_models: dict[str, Path], monitor_dir: Path | None) -> BaseAlgorithm:
     """The run's untrained model on its training environment (initialised from ``init_from`` if given)."""
-    env = make_env(spec, output, spec["seed"], monitor_dir)
+    env = make_env(spec, level_models, spec["seed"], monitor_dir)
     model = ALGOS[spec["algo"]](spec["policy"], env, seed=spec["seed"], device="cpu", verbose=0, **spec["hyperparams"])
     if spec["init_from"] is not None:
-        load_widened(model, level_model(spec, spec["init_from"], output))
+        load_widened(model, level_models[spec["init_from"]])
     return model
 
 
-def train_run(spec: dict[str, Any], folder: Path, output: Path, workers: int) -> dict[str, Any]:
+def train_run(spec: dict[str, Any], level_files: dict[str, bytes], workers: int) -> tuple[dict[str, Any], dict[str, bytes]]:
     """
-    Train one run into ``folder`` and mark it done. Runs in a worker process.
+    Train one run in a temporary folder and return its files. Runs as a Ray task, on any machine.
 
     :param spec: The resolved run spec (see :func:`make_spec`).
-    :param folder: The run folder (created empty by the caller).
-    :param output: The output folder (pretrained levels are read from it).
-    :param workers: Number of parallel workers (recorded with the timing).
-    :return: The content of ``run.json``.
+    :param level_files: The ``model.zip`` bytes of each pretrained level the run builds on, by name.
+    :param workers: Number of runs in parallel (recorded with the timing).
+    :return: The content of ``run.json``, and every file of the run folder (path relative to it: bytes).
     """
     th.set_num_threads(1)  # one process per run and per core: intra-op threads would oversubscribe
-    model = make_model(spec, output, monitor_dir=folder)
-    eval_env = make_env(spec, output, spec["seed"] + 10_000, monitor_dir=None)
-    evaluation = PeriodicEvaluation(eval_env, spec["eval_every"], spec["eval_episodes"], folder / "evaluations.csv")
+    with tempfile.TemporaryDirectory(prefix="sb3_lsp_run_") as scratch:
+        folder, level_models = Path(scratch) / "run", {}
+        folder.mkdir()
+        for name, content in level_files.items():
+            level_models[name] = Path(scratch) / f"level_{slug(name)}.zip"
+            level_models[name].write_bytes(content)
+        record = _train_into(spec, folder, level_models, workers)
+        return record, {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path], workers: int) -> dict[str, Any]:
+    """Train the run ``spec`` into ``folder`` (model, evaluations, Monitor CSV, run.json); return run.json's content."""
+    model = make_model(spec, level_models, monitor_dir=folder)
+    eval_env = make_env(spec, level_models, spec["seed"] + 10_000, monitor_dir=None)
+    evaluation = PeriodicEvaluation(
+        eval_env, spec["eval_every"], spec["eval_episodes"], folder / "evaluations.csv", label=spec["label"]
+    )
     callbacks: list[BaseCallback] = [evaluation]
     if "diagnostics" in spec:
-        diagnostics_env = make_env(spec, output, spec["seed"] + 20_000, monitor_dir=None)
+        diagnostics_env = make_env(spec, level_models, spec["seed"] + 20_000, monitor_dir=None)
         every, episodes = int(spec["diagnostics"]["every"]), int(spec["diagnostics"]["episodes"])
         callbacks.append(SACDiagnostics(diagnostics_env, every, episodes, folder / "diagnostics.csv"))
     start = time.perf_counter()
@@ -494,7 +519,6 @@ def train_run(spec: dict[str, Any], folder: Path, output: Path, workers: int) ->
         "versions": {"torch": th.__version__, "sb3_lsp": sb3_lsp.__version__},
     }
     (folder / "run.json").write_text(json.dumps(record, indent=2))
-    (folder / "done").touch()  # last: a folder without it is an interrupted run
     return record
 
 
@@ -510,7 +534,7 @@ def cpu_model() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The grid: skip finished runs, restart interrupted ones, run the rest in parallel processes
+# The grid: skip finished runs, restart interrupted ones, run the rest as Ray tasks
 # ---------------------------------------------------------------------------------------------
 
 
@@ -562,21 +586,6 @@ def skippable_recorded(config: dict[str, Any], output: Path, recorded: set[Path]
     return recorded - needed
 
 
-def end_with_parent(parent_pid: int) -> None:
-    """
-    Pool initializer: on Linux the run process gets SIGTERM when the harness dies, however it dies. Ctrl-C
-    reaches the whole process group, but a ``kill`` of the harness alone left its runs training as
-    orphans, writing into folders that the next invocation deletes and restarts.
-
-    :param parent_pid: the harness's process id
-    """
-    if sys.platform == "linux":
-        pr_set_pdeathsig = 1  # <linux/prctl.h>
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != parent_pid:  # the harness died before prctl took effect
-        os._exit(1)
-
-
 def commands_in(path: Path) -> list[str]:
     """The commands listed in ``path`` (a ``command.txt`` / ``commands.txt``, one per line); none if it does not exist."""
     return path.read_text().splitlines() if path.is_file() else []
@@ -589,19 +598,44 @@ def record_command(output: Path, command: str) -> None:
         (output / "command.txt").write_text("\n".join([*commands, command]) + "\n")
 
 
+def start_ray(address: str | None, workers: int | None) -> int:
+    """
+    Start a local Ray instance of ``workers`` CPUs, or join the cluster at ``address``; return how
+    many runs go in parallel (the CPUs Ray has).
+
+    A cluster's machines get this checkout as Ray's ``working_dir`` (without .git and what
+    .gitignore lists, such as runs/ and .venv/), so they run the same code as this machine.
+    """
+    if address is None:
+        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False)
+    else:
+        checkout = Path(__file__).resolve().parents[1]
+        try:
+            ray.init(address=address, runtime_env={"working_dir": str(checkout)})
+        except ConnectionError as error:
+            raise SystemExit(
+                f"Cannot join the Ray cluster at --address {address}: {str(error).splitlines()[-1]}. Is `ray start --head` "
+                "running there? A cluster with token authentication (`ray start`'s default from Ray 2.59) needs "
+                "RAY_AUTH_MODE=token here too, and its token in ~/.ray/auth_token (`ray get-auth-token`)."
+            ) from None
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
 def run_all(
     runs: list[tuple[Path, dict[str, Any]]],
     output: Path,
-    workers: int,
     log: Callable[[str], None],
     skipped: set[Path],
     command: str,
+    connect: Callable[[], int],
 ) -> list[str]:
     """
-    Run every run that is neither done nor in ``skipped`` (recorded runs); return the labels of the runs that failed.
+    Run every run that is neither done nor in ``skipped`` (recorded runs), as Ray tasks; return the
+    labels of the runs that failed.
 
-    ``command`` (this invocation) is recorded when its first run finishes: an invocation that trained
-    nothing (stopped early, or everything was done already) is not listed in RESULTS.md.
+    ``connect`` starts Ray (once, when there is a run to train) and returns the number of runs in
+    parallel. ``command`` (this invocation) is recorded when its first run finishes: an invocation
+    that trained nothing (stopped early, or everything was done already) is not listed in RESULTS.md.
     """
     todo = []
     for folder, spec in runs:
@@ -615,29 +649,36 @@ def run_all(
         (output / folder).mkdir(parents=True)
         (output / folder / "spec.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
         todo.append((folder, spec))
+    if not todo:
+        return []
 
+    workers = connect()
+    # The importable module's function (not __main__'s, under python -m), so that Ray ships it by
+    # reference. max_retries: a run whose worker process dies is trained again, from scratch.
+    from benchmarks.run import train_run as task
+
+    train = ray.remote(num_cpus=1, max_retries=3)(task)
+    pending = {}
+    for folder, spec in todo:
+        levels = {name: level_model(spec, name, output).read_bytes() for name in levels_named(spec)}
+        pending[train.remote(spec, levels, workers)] = (folder, spec)
+        log(f"queued: {spec['label']} ({spec['budget']} steps)")
     failed = []
-    # spawn: fresh interpreters, no torch state or threads inherited from the parent.
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=end_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        futures = {pool.submit(train_run, spec, output / folder, output, workers): spec for folder, spec in todo}
-        for spec in futures.values():
-            log(f"queued: {spec['label']} ({spec['budget']} steps)")
-        for future in as_completed(futures):
-            spec = futures[future]
-            try:
-                record = future.result()
-                record_command(output, command)
-                log(
-                    f"done: {spec['label']}: {record['steps']} steps in {record['wall_s']} s ({record['steps_per_s']} steps/s)"
-                )
-            except Exception:
-                failed.append(spec["label"])
-                log(f"FAILED: {spec['label']}\n{traceback.format_exc()}")
+    while pending:
+        (finished,), _ = ray.wait(list(pending), num_returns=1)
+        folder, spec = pending.pop(finished)
+        try:
+            record, files = ray.get(finished)
+        except ray.exceptions.RayError as error:  # the run raised, or its worker died more than max_retries times
+            failed.append(spec["label"])
+            log(f"FAILED: {spec['label']}\n{error}")
+            continue
+        for name, content in files.items():
+            (output / folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (output / folder / name).write_bytes(content)
+        (output / folder / "done").touch()  # last: a folder without it is an interrupted run
+        record_command(output, command)
+        log(f"done: {spec['label']}: {record['steps']} steps in {record['wall_s']} s ({record['steps_per_s']} steps/s)")
     return failed
 
 
@@ -667,13 +708,18 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config", type=Path, help="benchmark YAML (see above)")
-    parser.add_argument("--workers", type=_at_least_one, default=os.cpu_count(), help="parallel runs (default: all cores)")
+    parser.add_argument(
+        "--workers", type=_at_least_one, default=None, help="parallel runs on this machine (default: all cores)"
+    )
+    parser.add_argument("--address", default=None, help="run on this Ray cluster (HEAD:6379, from `ray start --head`) instead")
     parser.add_argument("--output", type=Path, default=None, help="default: runs/benchmarks/<name>")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"), help="markdown file to update")
     parser.add_argument("--list", action="store_true", help="print the grid and the status of each run; train nothing")
     parser.add_argument("--envs", nargs="+", metavar="NAME", help="run only these envs of the config (names as in it)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these seeds of the config")
     args = parser.parse_args(argv)
+    if args.address is not None and args.workers is not None:
+        parser.error("--workers sizes a local Ray instance; with --address the cluster's CPUs set the parallel runs")
 
     config = load_config(args.config)
     output = args.output or Path("runs/benchmarks") / slug(config["name"])
@@ -702,8 +748,18 @@ def main(argv: list[str] | None = None) -> None:
     # reads the same without the base file beside it
     (output / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
+    # A `kill` ends the harness through sys.exit, so that Ray shuts down (its atexit hook) and its
+    # runs stop with it rather than train on as orphans.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    parallel: list[int] = []
+
+    def connect() -> int:
+        if not parallel:
+            parallel.append(start_ray(args.address, args.workers))
+        return parallel[0]
+
     for phase in phases:  # pretrained levels first: the grid's runs read them
-        failed = run_all(phase, output, args.workers, log, skipped, command)
+        failed = run_all(phase, output, log, skipped, command, connect)
         if failed:
             sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}. Rerun the same command to retry them.")
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -345,8 +346,29 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; the harness's runs end with it via prctl on Linux")
-@pytest.mark.timeout(120)
+def ray_runs(pids: set[int] | None = None) -> set[int]:
+    """The ids of the processes that train a run: Ray workers titled after the task (``ray::train_run``)."""
+    found = set()
+    for pid in living_processes() if pids is None else pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::train_run"):
+                found.add(pid)
+        except OSError:  # the process ended while being read
+            continue
+    return found
+
+
+def wait_for_a_run(harness: subprocess.Popen, timeout: float = 90) -> set[int]:
+    """Wait until a Ray worker trains a run; return the training processes."""
+    deadline = time.monotonic() + timeout
+    while not (runs := ray_runs()):
+        assert harness.poll() is None and time.monotonic() < deadline, "no run started"
+        time.sleep(0.2)
+    return runs
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.timeout(180)
 def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
     """A ``kill`` of the harness (SIGTERM to it alone, not its process group) ends the runs it started."""
     config = {
@@ -363,23 +385,82 @@ def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--workers", "1"]
     command += ["--output", str(tmp_path / "out"), "--results", str(tmp_path / "RESULTS.md")]
     harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    monitor = tmp_path / "out" / "runs" / "SAC_MlpPolicy" / "Pendulum-v1" / "seed_0" / "0.monitor.csv"
-    deadline = time.monotonic() + 60
-    while not monitor.is_file():  # the run is training
-        assert harness.poll() is None and time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.2)
-    runs = descendants(harness.pid)
-    assert runs
+    runs = wait_for_a_run(harness)
+    started = descendants(harness.pid)
+    assert runs <= started  # the local Ray instance is the harness's own
 
     harness.terminate()
-    harness.wait(timeout=10)
+    harness.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while runs & living_processes().keys() and time.monotonic() < deadline:
+    while started & living_processes().keys() and time.monotonic() < deadline:
         time.sleep(0.2)
-    orphans = runs & living_processes().keys()
+    orphans = started & living_processes().keys()
     for pid in orphans:  # do not leave them training after a failure
         os.kill(pid, signal.SIGKILL)
     assert not orphans, "processes of the killed harness still run"
+    assert not (tmp_path / "out" / "runs" / "SAC_MlpPolicy" / "Pendulum-v1" / "seed_0" / "done").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.timeout(300)
+def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
+    """
+    On a Ray cluster started as a user starts one (``ray start --head``), joined with ``--address``:
+    a worker process killed mid-run is retried, and the grid completes with every run recorded once.
+    """
+    # Token authentication, as a user sets it up (README), with this test's own token; --block keeps
+    # the head in the foreground, so that stopping it stops this cluster only.
+    (tmp_path / "token").write_text(secrets.token_hex(32))
+    env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp_path / "token")}
+    port = 6400 + os.getpid() % 1000
+    start = [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head", "--block"]
+    start += [f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"]
+    start += ["--disable-usage-stats"]
+    head_log = tmp_path / "head.log"
+    with head_log.open("w") as file:
+        head = subprocess.Popen(start, stdout=file, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in head_log.read_text():
+            assert head.poll() is None and time.monotonic() < deadline, head_log.read_text()
+            time.sleep(0.5)
+        config = {
+            "name": "cluster",
+            "title": "Tiny grid on a Ray cluster",
+            "seeds": [0, 1],
+            "budget": 1500,
+            "eval": {"every": 750, "episodes": 2},
+            "shared": TINY_SHARED,
+            "envs": [{"id": "Pendulum-v1"}],
+            "methods": [
+                {"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"},
+                {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
+            ],
+        }
+        (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
+        output, results = tmp_path / "out", tmp_path / "RESULTS.md"
+        command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--address", f"127.0.0.1:{port}"]
+        command += ["--output", str(output), "--results", str(results)]
+        harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        victim = min(wait_for_a_run(harness))
+        time.sleep(2)  # mid-run: past the imports, training
+        os.kill(victim, signal.SIGKILL)
+        log, _ = harness.communicate(timeout=240)
+        assert harness.returncode == 0, log
+    finally:
+        head.send_signal(signal.SIGINT)  # `ray start --block` stops its processes at once on SIGINT (SIGTERM drains 30 s)
+        head.communicate(timeout=60)
+
+    runs = pd.read_csv(tmp_path / "results" / "cluster" / "runs.csv")
+    assert sorted(zip(runs["name"], runs["seed"], strict=True)) == sorted(
+        (method, seed) for method in ("SAC MlpPolicy", "SAC LSPPolicy") for seed in (0, 1)
+    )
+    for folder in output.glob("runs/*/Pendulum-v1/seed_*"):
+        assert (folder / "done").is_file() and (folder / "model.zip").is_file()
+        assert pd.read_csv(folder / "evaluations.csv")["step"].tolist() == [750, 1500]
+    assert "Task train_run failed. There are 3 retries remaining, so the task will be retried" in log  # the kill hit a run
+    assert log.count("done: ") == 4 and "FAILED" not in log
+    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 1500 (+ 0) |" in results.read_text()
 
 
 def test_methods_cannot_override_shared_settings() -> None:
@@ -400,7 +481,7 @@ def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
     for _, spec in [*(run for phase in pretrained_specs(config) for run in phase), *grid_specs(config)]:
         if spec["seed"] == config["seeds"][0] and not spec["hierarchy"] and spec["init_from"] is None:
             spec = spec | {"hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}  # do not allocate 1e6 transitions
-            make_model(spec, tmp_path, monitor_dir=None)
+            make_model(spec, {}, monitor_dir=None)
 
 
 @pytest.mark.timeout(300)
