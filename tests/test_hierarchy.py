@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import gymnasium as gym
@@ -248,7 +249,8 @@ def test_zoo_run_folder_with_vecnormalize_is_loaded_frozen(tmp_path: Path) -> No
     (run / "Pendulum-v1").mkdir(parents=True)
     model.save(run / "Pendulum-v1.zip")
     venv.save(run / "Pendulum-v1" / "vecnormalize.pkl")
-    (run / "Pendulum-v1" / "config.yml").write_text(yaml.safe_dump([["normalize", True]]))
+    # as rl_zoo3's ExperimentManager saves it: an OrderedDict of the hyperparameters
+    (run / "Pendulum-v1" / "config.yml").write_text(yaml.dump(OrderedDict([("normalize", True)])))
 
     inner = RecordActions(gym.make("Pendulum-v1"))
     env = LatentActionWrapper(inner, run)
@@ -281,6 +283,15 @@ def test_action_shape_mismatch_is_rejected() -> None:
             lsp_model(EndsAfter()),
             lower_obs=[0, 1, 2, 2],  # 4 entries, so only the action shape is wrong
         )
+
+
+def test_action_bounds_mismatch_names_both_boxes(pendulum_level0: Path) -> None:
+    """A level maps latents into the action box it was trained for: another box is an error, not a silent rescale."""
+    rescaled = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
+    with pytest.raises(
+        ValueError, match=r"trained for actions in \[\[-2\.\], \[2\.\]\], but .* takes actions in \[\[-1\.\], \[1\.\]\]"
+    ):
+        LatentActionWrapper(rescaled, pendulum_level0)
 
 
 def test_missing_path_is_named(tmp_path: Path) -> None:

@@ -25,17 +25,28 @@ LowerObs = int | Sequence[int] | None
 
 
 def find_zoo_run_files(folder: Path) -> tuple[Path, Path | None]:
-    """The model and (if the run normalized observations) the VecNormalize statistics of an RL Zoo run folder."""
-    # An RL Zoo run folder logs/<algo>/<env>_<id>/ holds <env>.zip and <env>/{config.yml, args.yml, vecnormalize.pkl}
-    for params_dir in sorted(p for p in folder.iterdir() if (p / "config.yml").is_file()):
-        for model_path in (folder / f"{params_dir.name}.zip", folder / "best_model.zip"):
-            if model_path.is_file():
-                stats_path = params_dir / "vecnormalize.pkl"
-                return model_path, stats_path if stats_path.is_file() else None
+    """
+    The model and (if the run normalized observations) the VecNormalize statistics of an RL Zoo run
+    folder ``<log folder>/<algo>/<env>_<id>/``, found by rl_zoo3's own loaders: ``get_model_path``
+    (the final ``<env>.zip``, else ``best_model.zip``) and ``get_saved_hyperparams`` (``normalize``).
+    """
+    from rl_zoo3.utils import EnvironmentName, get_model_path, get_saved_hyperparams  # rl_zoo3 wrote the folder
+
+    env_name, _, run_id = folder.name.rpartition("_")
+    if env_name and run_id.isdigit() and int(run_id) > 0:
+        for load_best in (False, True):
+            try:
+                _, model_path, log_path = get_model_path(
+                    int(run_id), str(folder.parent.parent), folder.parent.name, EnvironmentName(env_name), load_best
+                )
+            except (AssertionError, ValueError):  # rl_zoo3's ways of saying "no such model"
+                continue
+            saved, stats_folder = get_saved_hyperparams(str(Path(log_path) / env_name))
+            stats = Path(stats_folder) / "vecnormalize.pkl" if saved.get("normalize") and stats_folder else None
+            return Path(model_path), stats
     raise FileNotFoundError(
-        f"{folder} is not an RL Zoo run folder: expected <env>.zip (or best_model.zip) next to an <env>/config.yml "
-        "folder, as `python -m rl_zoo3.train` writes them under logs/<algo>/<env>_<id>/. "
-        "Pass the run folder itself or the path of a model .zip."
+        f"{folder} is not an RL Zoo run folder: expected <log folder>/<algo>/<env>_<id>/ holding <env>.zip (or "
+        "best_model.zip), as `python -m rl_zoo3.train` writes them. Pass the run folder itself or the path of a model .zip."
     )
 
 
@@ -190,14 +201,13 @@ class FrozenLevel:
             obs = self.obs_normalizer.normalize_obs(obs)
         return obs.astype(np.float32, copy=False)
 
-    def latent_to_action(self, obs: np.ndarray, latent: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    def latent_to_action(self, obs: np.ndarray, latent: np.ndarray) -> np.ndarray:
         """
-        The level's deterministic map ``a = tanh(f(h; s))``, rescaled from ``[-1, 1]`` to ``[low, high]``.
+        The level's deterministic map ``a = tanh(f(h; s))``, rescaled from ``[-1, 1]`` to the level's
+        action box by SB3's ``unscale_action`` (as its ``predict`` does).
 
         :param obs: Environment observations, shape ``(B, obs_dim)``.
         :param latent: Latents ``h``, shape ``(B, D)``.
-        :param low: Lower bounds of the action box the action is for, shape ``(D,)``.
-        :param high: Upper bounds, shape ``(D,)``.
         :return: Actions, shape ``(B, D)``.
         """
         actor = self.actor
@@ -205,7 +215,7 @@ class FrozenLevel:
             obs_tensor = th.as_tensor(self.observe(obs), device=actor.device)
             latent_tensor = th.as_tensor(latent, dtype=th.float32, device=actor.device)
             squashed = actor.latent_to_action(obs_tensor, latent_tensor).cpu().numpy()
-        return low + (squashed + 1.0) * 0.5 * (high - low)
+        return self.policy.unscale_action(squashed)
 
     def predict(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """

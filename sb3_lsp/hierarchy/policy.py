@@ -174,14 +174,12 @@ class HierarchicalPolicy:
                 continue
             if level == top:
                 held[level - 1][due] = self.levels[level].predict(obs[due], deterministic)
-            else:
-                bound = self.latent_bounds[level - 1]
-                held[level - 1][due] = self.levels[level].latent_to_action(obs[due], held[level][due], -bound, bound)
+            else:  # its action, in its own action box: the latent box of the level below
+                held[level - 1][due] = self.levels[level].latent_to_action(obs[due], held[level][due])
         if top == 0:
             actions = self.levels[0].predict(obs, deterministic)
         else:
-            low, high = self.levels[0].action_space.low, self.levels[0].action_space.high
-            actions = self.levels[0].latent_to_action(obs, held[0], low, high).astype(np.float32)
+            actions = self.levels[0].latent_to_action(obs, held[0]).astype(np.float32)
         next_state = (steps + 1, *held)
         return (actions[0] if single else actions), next_state
 

@@ -95,14 +95,19 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 f"Action shape mismatch: the lower level {self.lower.source} outputs actions of shape "
                 f"({actor.action_dim},), but {env_name} takes actions of shape {env.action_space.shape}."
             )
+        trained_for = self.lower.action_space
+        if not (np.allclose(env.action_space.low, trained_for.low) and np.allclose(env.action_space.high, trained_for.high)):
+            raise ValueError(
+                f"Action bounds mismatch: the lower level {self.lower.source} was trained for actions in "
+                f"[{trained_for.low}, {trained_for.high}], but {env_name} takes actions in "
+                f"[{env.action_space.low}, {env.action_space.high}]. Embed it in the environment it was trained on."
+            )
 
         self.latent_bound = latent_bound
         self.action_repeat = action_repeat
         self.action_prior = action_prior
         self.prior_coef = prior_coef
         self.action_space = spaces.Box(-self.latent_bound, self.latent_bound, (actor.action_dim,), np.float32)
-        self._inner_low = env.action_space.low.astype(np.float64)
-        self._inner_high = env.action_space.high.astype(np.float64)
         self._last_obs: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -116,7 +121,7 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         :param latent: One latent ``h``, shape ``(dim h,)``.
         :return: The inner environment's action the lower level takes for ``h``.
         """
-        action = self.lower.latent_to_action(obs[None], latent[None], self._inner_low, self._inner_high)[0]
+        action = self.lower.latent_to_action(obs[None], latent[None])[0]
         return action.astype(self.env.action_space.dtype)
 
     def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
