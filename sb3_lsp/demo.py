@@ -26,7 +26,7 @@ import numpy as np
 from stable_baselines3.common.monitor import load_results
 
 import sb3_lsp
-from sb3_lsp.hierarchy.layerwise import load_config, train, train_zoo_run
+from sb3_lsp.zoo.layerwise import load_config, train, train_zoo_run
 
 matplotlib.use("Agg")  # headless: write PNG files only
 import matplotlib.pyplot as plt

@@ -1,3 +1,3 @@
-from sb3_lsp.hierarchy.layerwise import main
+from sb3_lsp.zoo.layerwise import main
 
 main()

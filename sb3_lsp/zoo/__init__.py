@@ -13,7 +13,9 @@ train, not to tune). Nothing is installed by importing ``sb3_lsp`` or this packa
 - ``rl_zoo3.train.ExperimentManager``: :class:`~sb3_lsp.zoo.experiment.LSPExperimentManager`.
 
 Modules: :mod:`~sb3_lsp.zoo.samplers` (the search space), :mod:`~sb3_lsp.zoo.experiment` (the
-experiment manager), :mod:`~sb3_lsp.zoo.storage` (journal and database storages).
+experiment manager), :mod:`~sb3_lsp.zoo.storage` (journal and database storages),
+:mod:`~sb3_lsp.zoo.layerwise` (``python -m sb3_lsp.hierarchy train``: a hierarchy's levels as RL
+Zoo runs, one on top of the other).
 """
 
 import sys
