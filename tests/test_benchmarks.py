@@ -19,6 +19,10 @@ from benchmarks.run import grid_specs, load_config, make_model, make_spec, pretr
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
+MLP_AND_LSP = [
+    {"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"},
+    {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
+]
 
 
 def run_harness(config: dict, tmp_path: Path, *extra: str, check: bool = True) -> tuple[str, Path, Path]:
@@ -45,10 +49,7 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
         "eval": {"every": 300, "episodes": 2},
         "shared": TINY_SHARED,
         "envs": [{"id": "Pendulum-v1"}],
-        "methods": [
-            {"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"},
-            {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
-        ],
+        "methods": MLP_AND_LSP,
     }
     # A part of the grid first (--seeds), as a session too short for the whole grid runs it; the
     # results list what is missing. Then the whole grid: the finished part is skipped.
@@ -432,10 +433,7 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
             "eval": {"every": 750, "episodes": 2},
             "shared": TINY_SHARED,
             "envs": [{"id": "Pendulum-v1"}],
-            "methods": [
-                {"name": "SAC MlpPolicy", "algo": "sac", "policy": "MlpPolicy"},
-                {"name": "SAC LSPPolicy", "algo": "sac", "policy": "LSPPolicy"},
-            ],
+            "methods": MLP_AND_LSP,
         }
         (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
         output, results = tmp_path / "out", tmp_path / "RESULTS.md"
