@@ -606,8 +606,8 @@ def start_ray(address: str | None, workers: int | None) -> int:
     A cluster's machines get this checkout as Ray's ``working_dir`` (without .git and what
     .gitignore lists, such as runs/ and .venv/), so they run the same code as this machine.
     """
-    if address is None:
-        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False)
+    if address is None:  # "local": a new instance, even where `ray start` left a cluster (ray.init would join it)
+        ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False)
     else:
         checkout = Path(__file__).resolve().parents[1]
         try:

@@ -347,10 +347,10 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def ray_runs(pids: set[int] | None = None) -> set[int]:
-    """The ids of the processes that train a run: Ray workers titled after the task (``ray::train_run``)."""
+def ray_runs(root: int) -> set[int]:
+    """The descendants of ``root`` that train a run: Ray workers titled after the task (``ray::train_run``)."""
     found = set()
-    for pid in living_processes() if pids is None else pids:
+    for pid in descendants(root):  # not other Ray instances' runs on this machine
         try:
             if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::train_run"):
                 found.add(pid)
@@ -359,10 +359,10 @@ def ray_runs(pids: set[int] | None = None) -> set[int]:
     return found
 
 
-def wait_for_a_run(harness: subprocess.Popen, timeout: float = 90) -> set[int]:
-    """Wait until a Ray worker trains a run; return the training processes."""
+def wait_for_a_run(harness: subprocess.Popen, root: int, timeout: float = 90) -> set[int]:
+    """Wait until a Ray worker below ``root`` (the Ray instance's first process) trains a run of ``harness``."""
     deadline = time.monotonic() + timeout
-    while not (runs := ray_runs()):
+    while not (runs := ray_runs(root)):
         assert harness.poll() is None and time.monotonic() < deadline, "no run started"
         time.sleep(0.2)
     return runs
@@ -386,9 +386,8 @@ def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--workers", "1"]
     command += ["--output", str(tmp_path / "out"), "--results", str(tmp_path / "RESULTS.md")]
     harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = wait_for_a_run(harness)
+    wait_for_a_run(harness, harness.pid)  # the local Ray instance is the harness's own
     started = descendants(harness.pid)
-    assert runs <= started  # the local Ray instance is the harness's own
 
     harness.terminate()
     harness.wait(timeout=30)
@@ -440,11 +439,18 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
         command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--address", f"127.0.0.1:{port}"]
         command += ["--output", str(output), "--results", str(results)]
         harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        victim = min(wait_for_a_run(harness))
+        victim = min(wait_for_a_run(harness, head.pid))
         time.sleep(2)  # mid-run: past the imports, training
         os.kill(victim, signal.SIGKILL)
         log, _ = harness.communicate(timeout=240)
         assert harness.returncode == 0, log
+
+        # Without --address the harness starts its own instance, even with this cluster running
+        # (a bare ray.init() would join it, and refuses num_cpus there).
+        local = {**config, "name": "local", "seeds": [0], "budget": 300, "eval": {"every": 300, "episodes": 1}}
+        (tmp_path / "local").mkdir()
+        local_log, _, _ = run_harness(local, tmp_path / "local")
+        assert "Started a local Ray instance" in local_log and "Connecting to existing Ray cluster" not in local_log
     finally:
         head.send_signal(signal.SIGINT)  # `ray start --block` stops its processes at once on SIGINT (SIGTERM drains 30 s)
         head.communicate(timeout=60)
