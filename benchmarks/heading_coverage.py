@@ -55,13 +55,10 @@ def main(argv: list[str] | None = None) -> None:
 
     level = FrozenLevel.load(args.model)
     env = gym.make(args.env)
-    low, high = env.action_space.low, env.action_space.high
     latents = np.random.default_rng(args.seed).standard_normal((args.latents, env.action_space.shape[0]))
     held = np.array(
         [
-            displacement(
-                env, lambda obs, h=h: level.latent_to_action(obs[None], h[None], low, high)[0], args.steps, args.seed + i
-            )
+            displacement(env, lambda obs, h=h: level.latent_to_action(obs[None], h[None])[0], args.steps, args.seed + i)
             for i, h in enumerate(latents)
         ]
     )
