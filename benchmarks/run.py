@@ -85,6 +85,7 @@ the final ``info`` of each evaluation episode gives ``is_success`` and ``distanc
 import argparse
 import copy
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -751,12 +752,7 @@ def main(argv: list[str] | None = None) -> None:
     # A `kill` ends the harness through sys.exit, so that Ray shuts down (its atexit hook) and its
     # runs stop with it rather than train on as orphans.
     signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
-    parallel: list[int] = []
-
-    def connect() -> int:
-        if not parallel:
-            parallel.append(start_ray(args.address, args.workers))
-        return parallel[0]
+    connect = functools.cache(lambda: start_ray(args.address, args.workers))  # once, when a run needs it
 
     for phase in phases:  # pretrained levels first: the grid's runs read them
         failed = run_all(phase, output, log, skipped, command, connect)
