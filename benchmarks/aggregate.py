@@ -20,7 +20,6 @@ dropped (and listed as not run). Delete ``results/<name>/`` to start a benchmark
 """
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from benchmarks.run import (
+from benchmarks.grid import (
     commands_in,
     env_name,
     grid_specs,
@@ -38,6 +37,7 @@ from benchmarks.run import (
     pretrained_specs,
     run_status,
     slug,
+    spec_digest,
     trained_levels,
 )
 
@@ -66,11 +66,6 @@ def pretraining_steps(config: dict[str, Any], run: dict[str, Any]) -> int:
     """Environment steps spent on the pretrained levels a run builds on (recursively)."""
     pretrained = config.get("pretrained", {})
     return sum(int(pretrained[name]["budget"]) + pretraining_steps(config, pretrained[name]) for name in levels_named(run))
-
-
-def spec_digest(spec: dict[str, Any]) -> str:
-    """A short fingerprint of a resolved run spec: recorded runs count only while it is unchanged."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def expected_runs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], tuple[Path, dict[str, Any]]]:
@@ -329,7 +324,7 @@ def write_results(output: Path, results: Path) -> None:
     missing = missing_runs(evaluations, config)
     not_run = (
         f"- **Not run yet** ({sum(map(len, missing.values()))} of {len(grid_specs(config))} runs; "
-        "rerun with `--envs`/`--seeds` to add them): "
+        "rerun with `--envs`/`--seeds`/`--methods` to add them): "
         + "; ".join(f"{method} on {env}, seeds {seeds}" for (method, env), seeds in missing.items())
         + ".\n"
         if missing

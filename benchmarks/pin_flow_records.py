@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.aggregate import KEY, expected_runs, read_record, spec_digest, write_results
-from benchmarks.run import load_config, slug
+from benchmarks.aggregate import KEY, expected_runs, read_record, write_results
+from benchmarks.grid import load_config, slug, spec_digest
 
 #: The value the configs pin where they used to get the library's default flow.
 PINNED_FLOW = "paper_text"

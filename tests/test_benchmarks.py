@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from benchmarks.aggregate import learning_curves, write_results
-from benchmarks.run import grid_specs, load_config, make_model, make_spec, pretrained_specs
+from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs
+from benchmarks.run import make_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -55,6 +56,10 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     # results list what is missing. Then the whole grid: the finished part is skipped.
     log, _, _ = run_harness(config, tmp_path, "--envs", "CartPole-v1", check=False)
     assert "--envs 'CartPole-v1' is not in the config; its envs are: Pendulum-v1" in log
+    log, _, _ = run_harness(config, tmp_path, "--methods", "SAC", check=False)
+    assert "--methods 'SAC' is not in the config; its methods are: SAC MlpPolicy, SAC LSPPolicy" in log
+    log, _, _ = run_harness(config, tmp_path, "--methods", "SAC MlpPolicy", "--list")
+    assert log.count("pending: SAC MlpPolicy") == 2 and "LSPPolicy" not in log
     log, output, results = run_harness(config, tmp_path, "--seeds", "1")
     assert log.count("done: ") == 2 and "seed 0" not in log
     assert "**Not run yet** (2 of 4 runs" in results.read_text()
@@ -592,7 +597,8 @@ def test_heading_coverage_of_a_level_0(tmp_path: Path) -> None:
     assert (tmp_path / "h.png").stat().st_size > 10_000
 
 
-BENCHMARK_SCRIPTS = sorted(path.stem for path in Path("benchmarks").glob("*.py") if path.stem != "__init__")
+#: The runnable modules of benchmarks/ (``python -m benchmarks.X``); benchmarks.grid is a library.
+BENCHMARK_SCRIPTS = sorted(path.stem for path in Path("benchmarks").glob("*.py") if "def main(" in path.read_text())
 
 
 @pytest.mark.parametrize("script", BENCHMARK_SCRIPTS)

@@ -15,7 +15,7 @@ from sb3_contrib import TQC
 from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.run import load_config, make_spec
+from benchmarks.grid import load_config, make_spec
 from sb3_lsp import SACDiagnostics
 from sb3_lsp.diagnostics import DIAGNOSTIC_COLUMNS
 
