@@ -40,6 +40,7 @@ def run_harness(config: dict, tmp_path: Path, *extra: str, check: bool = True) -
     return completed.stdout + completed.stderr, output, results
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     config = {
@@ -111,6 +112,7 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     assert "fresh" not in text and "--seeds 1" in text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     shaping = {"sb3_lsp.InfoReward": {"terms": {"reward_speed": 1.0, "reward_survive": 1.0}}}
@@ -406,6 +408,7 @@ def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "runs" / "SAC_MlpPolicy" / "Pendulum-v1" / "seed_0" / "done").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 @pytest.mark.timeout(300)
 def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> None:

@@ -273,6 +273,7 @@ def test_a_level_that_ended_before_its_budget_stops_the_command(tmp_path: Path) 
     assert not (tmp_path / "out" / "level_1").exists() and not (tmp_path / "out" / "hierarchy.zip").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_reusing_every_finished_level(tmp_path: Path) -> None:
     import copy
     import os

@@ -1,6 +1,7 @@
 """Learning is checked by the return reached, not by the absence of errors."""
 
 import gymnasium as gym
+import pytest
 from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -12,6 +13,7 @@ import sb3_lsp  # noqa: F401
 SEED = 0
 
 
+@pytest.mark.slow
 def test_sac_lsp_solves_pendulum_within_15k_steps() -> None:
     # RL Zoo's Pendulum-v1 setting (learning_rate 1e-3), otherwise SB3's SAC defaults.
     model = SAC("LSPPolicy", "Pendulum-v1", learning_rate=1e-3, seed=SEED)

@@ -97,6 +97,7 @@ def test_multigoal_benchmark_script_writes_its_record_and_resumes(tmp_path: Path
     assert second.returncode == 0 and "steps in" not in second.stdout
 
 
+@pytest.mark.slow
 def test_trained_flow_policy_reaches_at_least_three_of_the_four_goals(tmp_path: Path) -> None:
     # The benchmark's own settings and budget (benchmarks/multigoal.py), seed 0: 50 stochastic
     # trajectories from the start state, as in the committed trajectories.png.
