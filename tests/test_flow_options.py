@@ -31,6 +31,8 @@ OPTIONS = {
     "coupling_layer_norm": {"coupling_layer_norm": True},
     "coupling_sizes_and_activation": {"coupling_net_arch": [32, 16], "coupling_activation_fn": nn.LeakyReLU},
     "fused_coupling": {"fused_coupling": True},
+    "context_projection": {"context_projection": True},
+    "context_projection_unfused_gaussian": {"context_projection": True, "gaussian_base": True, "coupling_net_arch": [4, 3]},
     "all": {
         "identity_init": True,
         "gaussian_base": True,
@@ -40,6 +42,7 @@ OPTIONS = {
         "coupling_net_arch": [16, 16],
         "coupling_activation_fn": nn.ReLU,
         "fused_coupling": True,
+        "context_projection": True,
         "n_coupling_layers": 3,
     },
 }
@@ -120,7 +123,7 @@ def test_gradients_reach_every_parameter(option: str) -> None:
 
 def test_identity_init_starts_every_coupling_layer_as_the_identity() -> None:
     observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
-    for fused in (False, True):
+    for fused, projection, sizes in [(False, False, [4]), (True, False, [4]), (True, True, [4]), (False, True, [])]:
         actor = LSPPolicy(
             observation_space,
             spaces.Box(-1, 1, (4,)),
@@ -128,15 +131,92 @@ def test_identity_init_starts_every_coupling_layer_as_the_identity() -> None:
             flow="paper_text",
             identity_init=True,
             fused_coupling=fused,
+            context_projection=projection,
+            coupling_net_arch=sizes,
         ).actor
         context, h = th.randn(8, actor.embedding_dim), th.randn(8, 4)
         u, log_det = actor.flow(h, context)
         assert th.equal(u, h) and th.equal(log_det, th.zeros(8))
 
 
+def _projected_state(plain: nn.Module, projected: nn.Module) -> dict[str, th.Tensor]:
+    """``plain``'s weights in the parameters of ``projected`` (the same flow with context_projection):
+    each first layer of an s/t network split into its x part and its rows of the one projection."""
+    state = {key: value for key, value in plain.state_dict().items() if not key.startswith("flow.")}
+    state["_extra_state"] = projected.state_dict()["_extra_state"]
+    rows, biases = [], []
+    for index, layer in enumerate(plain.flow.layers):
+        if hasattr(layer, "mean_log_std"):  # the Gaussian first layer: its Linear is its rows
+            rows.append(layer.mean_log_std.weight)
+            biases.append(layer.mean_log_std.bias)
+            continue
+        for name, net in layer.named_children():
+            first, x_dim = net[0], net[0].in_features - plain.embedding_dim
+            rows.append(first.weight[:, x_dim:])
+            biases.append(first.bias)
+            if x_dim:
+                state[f"flow.layers.{index}.{name}.x_weight"] = first.weight[:, :x_dim]
+            for key, value in net[1:].state_dict().items():  # the layers after the first, one index down
+                position, rest = key.split(".", 1)
+                state[f"flow.layers.{index}.{name}.rest.{int(position) - 1}.{rest}"] = value
+    state["flow.context_projection.weight"] = th.cat(rows)
+    state["flow.context_projection.bias"] = th.cat(biases)
+    return state
+
+
+@pytest.mark.parametrize("action_dim", [1, 3])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"fused_coupling": True, "gaussian_base": True},
+        {"gaussian_base": True, "coupling_net_arch": []},
+        {"fused_coupling": True, "coupling_layer_norm": True, "coupling_net_arch": [4, 3], "n_coupling_layers": 3},
+    ],
+    ids=["separate_s_t", "fused_gaussian", "no_hidden_layer", "layer_norm_deep"],
+)
+def test_context_projection_is_the_same_function_in_other_parameters(action_dim: int, options: dict) -> None:
+    """With the unprojected flow's weights moved into its parameters, the projected flow computes the same actions
+    and log-likelihoods, and it has as many parameters (a re-parameterisation, not another model)."""
+    plain = make_actor(action_dim, options)
+    projected = make_actor(action_dim, {**options, "context_projection": True}, seed=1)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in projected.parameters())
+    projected.load_state_dict(_projected_state(plain, projected))
+    obs, h = th.randn(32, OBS_DIM), 0.8 * th.randn(32, action_dim)
+    with th.no_grad():
+        actions = plain.latent_to_action(obs, h)
+        assert th.allclose(projected.latent_to_action(obs, h), actions, atol=1e-6)
+        assert th.allclose(projected.log_prob(obs, actions), plain.log_prob(obs, actions), atol=1e-4, rtol=1e-5)
+        assert th.allclose(projected(obs, deterministic=True), plain(obs, deterministic=True), atol=1e-6)
+
+
+def test_context_projection_starts_from_the_same_distribution_of_weights() -> None:
+    """Each projected row is drawn as nn.Linear draws the first layer it stands for: uniform in +-1/sqrt(fan_in)."""
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    flow = LSPPolicy(
+        observation_space, spaces.Box(-1, 1, (3,)), lambda _: 3e-4, context_projection=True, coupling_net_arch=[64]
+    ).actor.flow
+    context_dim = flow.context_projection.in_features
+    widths = [layer.context_width for layer in flow.layers]
+    fan_ins = [context_dim] + [context_dim + 3 - layer.n_transformed for layer in flow.layers[1:]]
+    with th.no_grad():
+        for rows, fan_in in zip(flow.context_projection.weight.split(widths), fan_ins, strict=True):
+            bound = 1 / np.sqrt(fan_in)
+            assert rows.abs().max() <= bound and abs(rows.std().item() / (bound / np.sqrt(3)) - 1) < 0.05
+        for layer in flow.layers[1:]:
+            net = layer.scale_shift_net
+            assert net.x_weight.abs().max() <= 1 / np.sqrt(net.fan_in)
+
+
 @pytest.mark.parametrize("action_dim", [1, 2, 6])
 @pytest.mark.parametrize(
-    "flow_kwargs", [{}, {"flow": "paper_text", "gaussian_base": True, "identity_init": True}], ids=["default", "paper_text"]
+    "flow_kwargs",
+    [
+        {},
+        {"context_projection": False},
+        {"flow": "paper_text", "gaussian_base": True, "identity_init": True},
+    ],
+    ids=["default", "default_unprojected", "paper_text"],
 )
 def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int, flow_kwargs: dict) -> None:
     """The default flow, and any flow with gaussian_base and identity_init, starts as SB3's squashed Gaussian."""
@@ -144,7 +224,7 @@ def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int, flow_
     policy = LSPPolicy(observation_space, spaces.Box(-1.0, 1.0, (action_dim,), np.float32), lambda _: 3e-4, **flow_kwargs)
     actor = policy.actor
     obs = th.randn(64, OBS_DIM)
-    mean, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
+    mean, log_std = actor.flow.base_mean_and_log_std(actor.embed(obs))
     sb3 = SquashedDiagGaussianDistribution(action_dim).proba_distribution(mean, log_std)
     with th.no_grad():
         actions = sb3.sample()
@@ -156,8 +236,9 @@ def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int, flow_
         assert th.allclose(actor(obs, deterministic=True), th.tanh(mean[: len(obs)]), atol=1e-6)
     # log sigma is clamped to SB3's [-20, 2]
     with th.no_grad():
-        actor.flow.layers[0].mean_log_std.bias.fill_(100.0)
-    _, log_std = actor.flow.layers[0].mean_and_log_std(actor.embed(obs))
+        bias = actor.flow.context_projection.bias if actor.context_projection else actor.flow.layers[0].mean_log_std.bias
+        bias.fill_(100.0)
+    _, log_std = actor.flow.base_mean_and_log_std(actor.embed(obs))
     assert (log_std == 2.0).all()
 
 
