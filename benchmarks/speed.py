@@ -4,7 +4,9 @@ Reads top to bottom. For each repetition (policies alternate, so drift on the ma
   1. training throughput: SAC on HalfCheetah-v5, replay buffer pre-filled with `--learning-starts`
      random steps (not timed), then `--updates` env steps with one gradient step each (timed);
   2. actor micro-benchmarks: `action_log_prob` at batch 256 (forward, and forward + backward),
-     deterministic `predict` at batch 1.
+     deterministic `predict` at batch 1;
+  3. the aten ops each of those calls dispatches (torch.profiler, once per policy): where time at
+     small batches goes, and a count that, unlike a time, no other job on the machine can disturb.
 Prints a markdown table of medians and LSPPolicy's speed relative to MlpPolicy's (> 1: faster).
 
     python -m benchmarks.speed --repetitions 3 --updates 2000
@@ -58,7 +60,16 @@ def time_per_call_us(fn: Callable[[], object], iterations: int) -> float:
     return (time.perf_counter() - start) / iterations * 1e6
 
 
-def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> dict[str, float]:
+def aten_ops_per_call(fn: Callable[[], object]) -> int:
+    """Every aten op one call of ``fn`` dispatches, nested ones and those of the backward pass included."""
+    fn()  # warm-up: first calls allocate
+    with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as profile:
+        fn()
+    return sum(1 for event in profile.events() if event.name.startswith("aten::"))
+
+
+def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, int]]:
+    """Time per call of each actor micro-benchmark, and the aten ops each dispatches."""
     model = make_model(policy, args)
     obs_dim = model.observation_space.shape[0]
     obs_batch = th.randn(args.batch_size, obs_dim)
@@ -72,13 +83,16 @@ def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> dict[str, f
         actions, log_prob = model.actor.action_log_prob(obs_batch)
         (actions.sum() + log_prob.sum()).backward()
 
-    return {
-        "action_log_prob, batch 256, forward (us)": time_per_call_us(forward, args.micro_iterations),
-        "action_log_prob, batch 256, forward+backward (us)": time_per_call_us(forward_backward, args.micro_iterations),
-        "predict deterministic, batch 1 (us)": time_per_call_us(
-            lambda: model.predict(obs_single, deterministic=True), args.micro_iterations
-        ),
+    def predict() -> None:
+        model.predict(obs_single, deterministic=True)
+
+    calls = {
+        "action_log_prob, batch 256, forward": forward,
+        "action_log_prob, batch 256, forward+backward": forward_backward,
+        "predict deterministic, batch 1": predict,
     }
+    times = {f"{name} (us)": time_per_call_us(fn, args.micro_iterations) for name, fn in calls.items()}
+    return times, {f"{name} (aten ops)": aten_ops_per_call(fn) for name, fn in calls.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,10 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     th.set_num_threads(args.threads)
 
     results: dict[str, dict[str, list[float]]] = {policy: {} for policy in POLICIES}
+    op_counts: dict[str, dict[str, int]] = {}
     for repetition in range(args.repetitions):
         for policy in POLICIES:
             measured = {"SAC training, env steps/s": training_steps_per_second(policy, args)}
-            measured |= actor_micro_benchmarks(policy, args)
+            times, op_counts[policy] = actor_micro_benchmarks(policy, args)
+            measured |= times
             for name, value in measured.items():
                 results[policy].setdefault(name, []).append(value)
             print(
@@ -122,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         cells = [f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]" for v in (results[p][name] for p in POLICIES)]
         speed_ratio = lsp / mlp if name.endswith("/s") else mlp / lsp  # > 1: LSPPolicy is faster
         print(f"| {name} | {cells[0]} | {cells[1]} | {speed_ratio:.2f}x |")
+    for name, mlp_ops in op_counts["MlpPolicy"].items():  # the same in every repetition
+        lsp_ops = op_counts["LSPPolicy"][name]
+        print(f"| {name} | {mlp_ops} | {lsp_ops} | {mlp_ops / lsp_ops:.2f}x |")
 
 
 if __name__ == "__main__":

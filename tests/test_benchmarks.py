@@ -522,7 +522,12 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line.endswith("x |")]
-    assert len(rows) == 4 and rows[0].startswith("| SAC training, env steps/s")
+    assert len(rows) == 7 and rows[0].startswith("| SAC training, env steps/s")
+    ops = {row.split(" | ")[0][2:]: [int(cell) for cell in row.split(" | ")[1:3]] for row in rows if "(aten ops)" in row}
+    forward = ops["action_log_prob, batch 256, forward (aten ops)"]
+    forward_backward = ops["action_log_prob, batch 256, forward+backward (aten ops)"]
+    # the backward pass dispatches ops of its own, for each policy
+    assert all(0 < before < after for before, after in zip(forward, forward_backward, strict=True))
 
 
 @pytest.mark.parametrize(
