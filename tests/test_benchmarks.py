@@ -67,6 +67,8 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     assert "SAC MlpPolicy on Pendulum-v1, seeds [0]; SAC LSPPolicy on Pendulum-v1, seeds [0]." in results.read_text()
     log, output, results = run_harness(config, tmp_path)
     assert log.count("skip (done)") == 2 and log.count("done: ") == 2
+    # every evaluation's progress line reaches the console (Ray would fold those that differ in numbers)
+    assert log.count(": step 300, return") == 2 and log.count(": step 600, return") == 2 and "[repeated" not in log
 
     runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
     assert len(runs) == 4
