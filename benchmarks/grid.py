@@ -2,9 +2,9 @@
 A benchmark grid as data: read a config (see :mod:`benchmarks.run` for its keys), resolve it into
 run specs, and tell which runs are done, interrupted, recorded or pending.
 
-Plain dicts and paths only (no torch, no Ray, no rl_zoo3), so that the harness
-(:mod:`benchmarks.run`) and the report (:mod:`benchmarks.aggregate`) both read grids through it
-and reading a record imports nothing heavy.
+Plain dicts and paths, no Ray and no rl_zoo3 (torch comes in with ``sb3_lsp``, whose checks and
+saved-model reader it uses), so that the harness (:mod:`benchmarks.run`) and the report
+(:mod:`benchmarks.aggregate`) both read grids through it without importing each other.
 """
 
 import copy

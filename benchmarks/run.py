@@ -116,7 +116,6 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
-from benchmarks.aggregate import recorded_folders, write_results
 from benchmarks.grid import (
     grid_specs,
     level_model,
@@ -478,6 +477,9 @@ def main(argv: list[str] | None = None) -> None:
     part = select(config, args.envs, args.seeds, args.methods)
     phases = [*pretrained_specs(part), grid_specs(part)]
     check_envs(run for phase in phases for run in phase)
+    # Here, not at the top: Ray workers import this module for train_run, and need no pandas or plots.
+    from benchmarks.aggregate import recorded_folders, write_results
+
     # Runs recorded in results/<name>/ count wherever they ran: a fresh output folder trains only
     # what the record lacks (and the pretrained levels those runs build on).
     skipped = skippable_recorded(part, output, recorded_folders(args.results.parent / "results" / slug(config["name"]), part))

@@ -86,12 +86,13 @@ class ProjectedMLP(nn.Module):
         super().__init__()
         #: Width of the first layer: the size of this network's slice of the context projection.
         self.context_width = hidden_sizes[0] if hidden_sizes else out_dim
-        self.fan_in = x_dim + context_dim
-        self.zero_first = zero_last and not hidden_sizes
+        #: The first layer's weights and bias start uniform in +-init_bound (its x part here, its context
+        #: part in the flow's projection): nn.Linear's bound for ``x_dim + context_dim`` inputs, or 0
+        #: where the first layer is the zero-initialised last one.
+        self.init_bound = 0.0 if zero_last and not hidden_sizes else 1.0 / math.sqrt(x_dim + context_dim)
         self.x_weight = nn.Parameter(th.empty(self.context_width, x_dim)) if x_dim > 0 else None
         if self.x_weight is not None:
-            bound = 0.0 if self.zero_first else 1.0 / math.sqrt(self.fan_in)
-            nn.init.uniform_(self.x_weight, -bound, bound)
+            nn.init.uniform_(self.x_weight, -self.init_bound, self.init_bound)
         after_first: list[nn.Module] = []
         if hidden_sizes:
             after_first = [*([nn.LayerNorm(self.context_width)] if layer_norm else []), activation_fn()]
@@ -503,11 +504,9 @@ class ConditionalRealNVP(nn.Module):
         # A plain tuple (not registered twice): the loops below skip the Gaussian layer without
         # building a new ModuleList per call.
         self._couplings = tuple(couplings)
-        self.context_projection = (
-            nn.Linear(context_dim, sum(layer.context_width for layer in self.layers)) if context_projection else None
-        )
+        self._context_widths = [layer.context_width for layer in self.layers]
+        self.context_projection = nn.Linear(context_dim, sum(self._context_widths)) if context_projection else None
         if self.context_projection is not None:
-            self._context_widths = [layer.context_width for layer in self.layers]
             self._init_context_projection()
 
     @th.no_grad()
@@ -525,9 +524,8 @@ class ConditionalRealNVP(nn.Module):
             for net, net_rows, net_bias in zip(
                 nets, layer_rows.split(layer.context_widths), layer_bias.split(layer.context_widths), strict=True
             ):
-                bound = 0.0 if net.zero_first else 1.0 / math.sqrt(net.fan_in)
-                net_rows.uniform_(-bound, bound)
-                net_bias.uniform_(-bound, bound)
+                net_rows.uniform_(-net.init_bound, net.init_bound)
+                net_bias.uniform_(-net.init_bound, net.init_bound)
 
     def _layer_contexts(self, context: th.Tensor) -> tuple[th.Tensor, ...]:
         """What each layer reads, aligned with ``layers``: the embedding, or its slice of the projection."""

@@ -205,7 +205,7 @@ def test_context_projection_starts_from_the_same_distribution_of_weights() -> No
             assert rows.abs().max() <= bound and abs(rows.std().item() / (bound / np.sqrt(3)) - 1) < 0.05
         for layer in flow.layers[1:]:
             net = layer.scale_shift_net
-            assert net.x_weight.abs().max() <= 1 / np.sqrt(net.fan_in)
+            assert net.x_weight.abs().max() <= 1 / np.sqrt(context_dim + 3 - layer.n_transformed)
 
 
 @pytest.mark.parametrize("action_dim", [1, 2, 6])
