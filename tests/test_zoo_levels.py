@@ -1,6 +1,7 @@
 """Hierarchies with plain RL Zoo commands: a level-1 run on a level-0 run folder, watched, plotted and tuned."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +67,13 @@ def test_level1_runs_on_a_level0_run_folder_and_enjoy_replays_its_wrapper(level0
     assert model.action_space == gym.spaces.Box(-3.0, 3.0, (2,), np.float32)
 
     # rl_zoo3.enjoy re-creates the LatentActionWrapper from the run's config.yml: a 250-step maze
-    # episode is 25 decisions of 10 steps (without the wrapper it would be 250)
+    # episode is at most 25 decisions of 10 steps, so 110 decisions end 4 or more episodes (without
+    # the wrapper 110 steps would end none, unless the goal were reached in 110 force steps). An
+    # episode ends early when the goal is reached, which even this short training sometimes does.
     assert wrapper_kwargs["action_repeat"] == 10
     enjoy = run("rl_zoo3.enjoy", *zoo, "--no-render", "-n", "110", cwd=tmp_path)
-    assert "Episode Length 25\n" in enjoy.stdout, enjoy.stdout[-2000:]
+    lengths = [int(n) for n in re.findall(r"^Episode Length (\d+)$", enjoy.stdout, re.MULTILINE)]
+    assert len(lengths) >= 4 and max(lengths) <= 25, enjoy.stdout[-2000:]
 
     plot = run("rl_zoo3.plots.plot_train", "--algo", "sac", "--env", LEVEL1, "-f", "logs", "-w", "1", cwd=tmp_path)
     assert "No data available" not in plot.stdout
