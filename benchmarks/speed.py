@@ -7,7 +7,9 @@ Reads top to bottom. For each repetition (policies alternate, so drift on the ma
      deterministic `predict` at batch 1;
   3. the aten ops each of those calls dispatches (torch.profiler, once per policy): where time at
      small batches goes, and a count that, unlike a time, no other job on the machine can disturb.
-Prints a markdown table of medians and LSPPolicy's speed relative to MlpPolicy's (> 1: faster).
+Prints a markdown table of medians and LSPPolicy's speed relative to MlpPolicy's (> 1: faster): the
+median over repetitions of each repetition's ratio, since the two policies of one repetition run
+back to back and so share the machine's state more than medians taken separately do.
 
     python -m benchmarks.speed --repetitions 3 --updates 2000
     python -m benchmarks.speed --lsp-kwargs '{"gaussian_base": true, "fused_coupling": true}'   (other flow settings)
@@ -15,7 +17,6 @@ Prints a markdown table of medians and LSPPolicy's speed relative to MlpPolicy's
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import torch as th
 from stable_baselines3 import SAC
 
 import sb3_lsp  # noqa: F401  (registers "LSPPolicy")
+from benchmarks.run import cpu_model
 
 # Both with SB3's critic; MlpPolicy's actor is SB3's default, LSPPolicy's its defaults or --lsp-kwargs.
 POLICIES = ("MlpPolicy", "LSPPolicy")
@@ -126,18 +128,20 @@ def main(argv: list[str] | None = None) -> None:
             )
 
     print()
-    print(f"{date.today()} · {platform.processor() or platform.machine()} · {th.get_num_threads()} torch threads · ")
+    print(f"{date.today()} · {cpu_model()} · {th.get_num_threads()} torch thread(s)")
     print(f"torch {th.__version__} · {args.env} · batch {args.batch_size} · critic {args.critic_net_arch}")
     print(f"LSPPolicy flow settings: {json.dumps(args.lsp_kwargs) if args.lsp_kwargs else 'its defaults'}")
     print(f"median over {args.repetitions} alternating repetitions (min-max in brackets)")
     print()
-    print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed |")
+    print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed (min-max) |")
     print("|---|---|---|---|")
     for name in results["MlpPolicy"]:
-        mlp, lsp = statistics.median(results["MlpPolicy"][name]), statistics.median(results["LSPPolicy"][name])
         cells = [f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]" for v in (results[p][name] for p in POLICIES)]
-        speed_ratio = lsp / mlp if name.endswith("/s") else mlp / lsp  # > 1: LSPPolicy is faster
-        print(f"| {name} | {cells[0]} | {cells[1]} | {speed_ratio:.2f}x |")
+        pairs = zip(results["MlpPolicy"][name], results["LSPPolicy"][name], strict=True)
+        # > 1: LSPPolicy is faster (a rate is higher, a time per call lower)
+        ratios = [lsp / mlp if name.endswith("/s") else mlp / lsp for mlp, lsp in pairs]
+        spread = f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+        print(f"| {name} | {cells[0]} | {cells[1]} | {spread} |")
     for name, mlp_ops in op_counts["MlpPolicy"].items():  # the same in every repetition
         lsp_ops = op_counts["LSPPolicy"][name]
         print(f"| {name} | {mlp_ops} | {lsp_ops} | {mlp_ops / lsp_ops:.2f}x |")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -523,8 +524,11 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    rows = [line for line in result.stdout.splitlines() if re.search(r" \| \d+\.\d\dx", line)]
     assert len(rows) == 7 and rows[0].startswith("| SAC training, env steps/s")
+    # timed rows: the median of the repetitions' paired ratios, with its range (one repetition: all equal)
+    ratio, low, high = re.search(r"\| (\d+\.\d\d)x \[(\d+\.\d\d)-(\d+\.\d\d)\] \|$", rows[0]).groups()
+    assert ratio == low == high and float(ratio) > 0
     ops = {row.split(" | ")[0][2:]: [int(cell) for cell in row.split(" | ")[1:3]] for row in rows if "(aten ops)" in row}
     forward = ops["action_log_prob, batch 256, forward (aten ops)"]
     forward_backward = ops["action_log_prob, batch 256, forward+backward (aten ops)"]
