@@ -16,7 +16,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource
-from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND, LatentActionWrapper
+from sb3_lsp.hierarchy.wrapper import DEFAULT_LATENT_BOUND, LatentActionWrapper, picks_new_action
 
 FORMAT = "sb3_lsp.HierarchicalPolicy"
 FORMAT_VERSION = 1
@@ -101,7 +101,7 @@ class HierarchicalPolicy:
                     f"latent_bounds {given} differ from the latent boxes the levels above were trained in "
                     f"({self.latent_bounds}): give each level the wrapper settings it was trained with."
                 )
-        # Level L produces a new output every periods[L] raw steps.
+        # Level L produces a new output every periods[L] raw steps: the wrappers' holds, nested.
         self.periods = [math.prod(self.action_repeats[:level]) for level in range(len(self.levels))]
 
     @property
@@ -169,7 +169,7 @@ class HierarchicalPolicy:
 
         top = len(self.levels) - 1
         for level in range(top, 0, -1):
-            due = steps % self.periods[level] == 0
+            due = picks_new_action(steps, self.periods[level])
             if not due.any():
                 continue
             if level == top:

@@ -13,6 +13,20 @@ from sb3_lsp.hierarchy.levels import FrozenLevel, LevelSource, LowerObs
 DEFAULT_LATENT_BOUND = 3.0
 
 
+def picks_new_action(steps: int | np.ndarray, period: int) -> bool | np.ndarray:
+    """
+    The hold schedule, the one rule both :class:`LatentActionWrapper` and ``HierarchicalPolicy``
+    follow: a level that is held for ``period`` inner steps picks a new action when the inner steps
+    taken since it last picked (or since the episode began) are a multiple of ``period``. An episode
+    that ends starts the count again.
+
+    :param steps: Inner steps since the episode began (an int, or one per environment).
+    :param period: Inner steps per action of the level.
+    :return: Whether the level picks a new action at that step.
+    """
+    return steps % period == 0
+
+
 class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
     Embed a frozen latent-space policy into an environment, so the next level acts in its latent space.
@@ -134,13 +148,14 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 "The level above produced it; check its policy and observations."
             )
         latent = np.clip(latent, -self.latent_bound, self.latent_bound)
-        total_reward = 0.0
-        for inner_steps in range(1, self.action_repeat + 1):  # noqa: B007  (inner_steps is reported)
+        total_reward, inner_steps = 0.0, 0
+        while True:  # hold the latent until the level above decides again or the episode ends
             env_action = self.latent_to_env_action(self._last_obs, latent)
             obs, reward, terminated, truncated, info = self.env.step(env_action)
             self._last_obs = obs
             total_reward += float(reward)
-            if terminated or truncated:
+            inner_steps += 1
+            if terminated or truncated or picks_new_action(inner_steps, self.action_repeat):
                 break
         info = dict(info, inner_steps=inner_steps)
         if self.action_prior == "gaussian":
