@@ -438,9 +438,9 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
         config = {
             "name": "cluster",
             "title": "Tiny grid on a Ray cluster",
-            "seeds": [0, 1],
-            "budget": 1500,
-            "eval": {"every": 750, "episodes": 2},
+            "seeds": [0],
+            "budget": 1200,
+            "eval": {"every": 600, "episodes": 2},
             "shared": TINY_SHARED,
             "envs": [{"id": "Pendulum-v1"}],
             "methods": MLP_AND_LSP,
@@ -468,14 +468,14 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
 
     runs = pd.read_csv(tmp_path / "results" / "cluster" / "runs.csv")
     assert sorted(zip(runs["name"], runs["seed"], strict=True)) == sorted(
-        (method, seed) for method in ("SAC MlpPolicy", "SAC LSPPolicy") for seed in (0, 1)
+        (method, 0) for method in ("SAC MlpPolicy", "SAC LSPPolicy")
     )
     for folder in output.glob("runs/*/Pendulum-v1/seed_*"):
         assert (folder / "done").is_file() and (folder / "model.zip").is_file()
-        assert pd.read_csv(folder / "evaluations.csv")["step"].tolist() == [750, 1500]
+        assert pd.read_csv(folder / "evaluations.csv")["step"].tolist() == [600, 1200]
     assert "Task train_run failed. There are 3 retries remaining, so the task will be retried" in log  # the kill hit a run
-    assert log.count("done: ") == 4 and "FAILED" not in log
-    assert "| Pendulum-v1 | SAC LSPPolicy | 2 | 1500 (+ 0) |" in results.read_text()
+    assert log.count("done: ") == 2 and "FAILED" not in log
+    assert "| Pendulum-v1 | SAC LSPPolicy | 1 | 1200 (+ 0) |" in results.read_text()
 
 
 def test_methods_cannot_override_shared_settings() -> None:
