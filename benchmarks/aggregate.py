@@ -79,6 +79,33 @@ def expected_runs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], tup
     return runs
 
 
+def read_evaluations(folder: Path) -> pd.DataFrame:
+    """
+    One row per evaluation of the run in ``folder``: step, mean and std of the returns, success
+    rate and final distance to the goal (empty where the environment reports none), episodes and
+    wall-clock seconds, from its ``evaluations.npz`` (:class:`sb3_lsp.InfoEvalCallback`).
+    """
+    if not (folder / "evaluations.npz").is_file():  # run folders written before 2026-12-06 kept a CSV of these rows
+        return pd.read_csv(folder / "evaluations.csv")
+    with np.load(folder / "evaluations.npz") as evaluations:
+        returns = evaluations["results"]
+
+        def mean_of(key: str) -> np.ndarray:
+            return evaluations[key].mean(axis=1) if key in evaluations else np.full(len(returns), np.nan)
+
+        return pd.DataFrame(
+            {
+                "step": evaluations["timesteps"],
+                "mean_return": returns.mean(axis=1),
+                "std_return": returns.std(axis=1),
+                "success_rate": mean_of("successes"),
+                "final_distance": mean_of("distance_to_goal"),
+                "episodes": returns.shape[1],
+                "time_s": evaluations["wall_time_s"],
+            }
+        )
+
+
 def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every evaluation row of every finished grid run (with method, env, seed), and one record per finished run."""
     frames, records = [], []
@@ -93,7 +120,7 @@ def collect(output: Path, config: dict[str, Any]) -> tuple[pd.DataFrame, pd.Data
             | run["versions"]
         )
         if kind == "grid":
-            frame = pd.read_csv(output / folder / "evaluations.csv")
+            frame = read_evaluations(output / folder)
             frame.insert(0, "seed", seed)
             frame.insert(0, "env", env)
             frame.insert(0, "method", name)

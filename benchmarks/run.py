@@ -59,9 +59,10 @@ instead of copying them.
 
 Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run
 gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
-``evaluations.csv``, the SB3 ``model.zip``, ``run.json`` (timing, machine) and a ``done`` marker
-written last. Finished runs are skipped; a folder without ``done`` (an interrupted run) is deleted
-and the run starts again.
+``evaluations.npz`` (SB3's ``EvalCallback`` file, with the final distance to the goal where the
+environment reports it: :class:`sb3_lsp.InfoEvalCallback`), the SB3 ``model.zip``, ``run.json``
+(timing, machine) and a ``done`` marker written last. Finished runs are skipped; a folder without
+``done`` (an interrupted run) is deleted and the run starts again.
 
 Each run is a Ray task of one CPU: ``--workers N`` starts a local Ray instance of N CPUs (default:
 all cores); ``--address`` joins a running cluster, whose CPUs then set how many runs go in parallel,
@@ -85,7 +86,6 @@ the final ``info`` of each evaluation episode gives ``is_success`` and ``distanc
 """
 
 import argparse
-import csv
 import functools
 import json
 import os
@@ -102,7 +102,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import ray
 import torch as th
 import yaml
@@ -111,7 +110,6 @@ from rl_zoo3.utils import get_wrapper_class
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -133,6 +131,7 @@ from benchmarks.grid import (
 # spec digests include the name); new configs use sb3_lsp.InfoReward.
 from sb3_lsp import InfoReward  # noqa: F401
 from sb3_lsp.diagnostics import SACDiagnostics
+from sb3_lsp.evaluation import InfoEvalCallback
 
 # ---------------------------------------------------------------------------------------------
 # Environments
@@ -164,71 +163,6 @@ def make_env(spec: dict[str, Any], level_models: dict[str, Path], seed: int, mon
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
         wrapper_class=wrap,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation: deterministic episodes every `every` steps, one CSV row each
-# ---------------------------------------------------------------------------------------------
-
-EVAL_COLUMNS = ["step", "mean_return", "std_return", "success_rate", "final_distance", "episodes", "time_s"]
-
-
-class PeriodicEvaluation(BaseCallback):
-    """
-    Every ``every`` steps, run ``episodes`` deterministic episodes on ``eval_env`` and append a
-    row to ``csv_path``. Returns come from Monitor (the raw environment's reward); success rate
-    and final distance from the last ``info`` of each episode, when the environment reports them.
-    Each evaluation also prints one line (``label``, step, mean return): the run's progress, which
-    Ray forwards to the harness's console.
-    """
-
-    def __init__(self, eval_env: VecEnv, every: int, episodes: int, csv_path: Path, label: str = "") -> None:
-        super().__init__()
-        self.eval_env, self.every, self.episodes, self.csv_path = eval_env, every, episodes, csv_path
-        self.label = label
-        self.start = time.perf_counter()
-        self.last_step = -1
-        with csv_path.open("w", newline="") as file:
-            csv.writer(file).writerow(EVAL_COLUMNS)
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps % self.every == 0:
-            self.evaluate()
-        return True
-
-    def evaluate(self) -> None:
-        final_infos: list[dict[str, Any]] = []
-
-        def remember_final_info(local_vars: dict[str, Any], _: dict[str, Any]) -> None:
-            if local_vars["done"]:
-                final_infos.append(local_vars["info"])
-
-        returns, _ = evaluate_policy(
-            self.model,
-            self.eval_env,
-            n_eval_episodes=self.episodes,
-            deterministic=True,
-            return_episode_rewards=True,
-            callback=remember_final_info,
-        )
-
-        def mean_of(key: str) -> float | str:
-            values = [float(info[key]) for info in final_infos if key in info]
-            return float(np.mean(values)) if values else ""
-
-        row = [
-            self.num_timesteps,
-            float(np.mean(returns)),
-            float(np.std(returns)),
-            mean_of("is_success"),
-            mean_of("distance_to_goal"),
-            len(returns),
-            round(time.perf_counter() - self.start, 2),
-        ]
-        with self.csv_path.open("a", newline="") as file:
-            csv.writer(file).writerow(row)
-        self.last_step = self.num_timesteps
-        print(f"{self.label}: step {self.num_timesteps}, return {row[1]:.1f} ± {row[2]:.1f}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,8 +230,13 @@ def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path
     """Train the run ``spec`` into ``folder`` (model, evaluations, Monitor CSV, run.json); return run.json's content."""
     model = make_model(spec, level_models, monitor_dir=folder)
     eval_env = make_env(spec, level_models, spec["seed"] + 10_000, monitor_dir=None)
-    evaluation = PeriodicEvaluation(
-        eval_env, spec["eval_every"], spec["eval_episodes"], folder / "evaluations.csv", label=spec["label"]
+    evaluation = InfoEvalCallback(
+        eval_env,
+        label=spec["label"],
+        n_eval_episodes=spec["eval_episodes"],
+        eval_freq=spec["eval_every"],
+        log_path=str(folder),
+        deterministic=True,
     )
     callbacks: list[BaseCallback] = [evaluation]
     if "diagnostics" in spec:
@@ -306,8 +245,6 @@ def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path
         callbacks.append(SACDiagnostics(diagnostics_env, every, episodes, folder / "diagnostics.csv"))
     start = time.perf_counter()
     model.learn(spec["budget"], callback=callbacks)
-    if evaluation.last_step != model.num_timesteps:  # budget not a multiple of eval_every
-        evaluation.evaluate()
     wall_s = time.perf_counter() - start
     model.save(folder / "model.zip")
 

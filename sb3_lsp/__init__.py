@@ -12,6 +12,7 @@ from stable_baselines3 import SAC
 
 from sb3_lsp.diagnostics import SACDiagnostics
 from sb3_lsp.envs import InfoReward, register_envs
+from sb3_lsp.evaluation import InfoEvalCallback
 from sb3_lsp.flows import ConditionalRealNVP, ElementwiseAffine, TanhSquash
 from sb3_lsp.hierarchy import HierarchicalPolicy, LatentActionWrapper
 from sb3_lsp.plotting import action_density, plot_action_density
@@ -50,6 +51,7 @@ __all__ = [
     "ConditionalRealNVP",
     "ElementwiseAffine",
     "HierarchicalPolicy",
+    "InfoEvalCallback",
     "InfoReward",
     "LSPActor",
     "LSPPolicy",

@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.aggregate import learning_curves, write_results
+from benchmarks.aggregate import learning_curves, read_evaluations, write_results
 from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs
 from benchmarks.run import make_model
 
@@ -74,8 +75,8 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
     assert len(runs) == 4
     for run in runs:
-        assert {"evaluations.csv", "model.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
-        evaluations = pd.read_csv(run / "evaluations.csv")
+        assert {"evaluations.npz", "model.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
+        evaluations = read_evaluations(run)
         assert evaluations["step"].tolist() == [300, 600]
         assert (evaluations["episodes"] == 2).all() and evaluations["mean_return"].lt(0).all()
 
@@ -145,7 +146,7 @@ def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     }
     log, output, results = run_harness(config, tmp_path)
     assert log.index("done: pretrained motion") < log.index("done: hierarchy")
-    evaluations = pd.read_csv(output / "runs" / "hierarchy" / "maze_goal_2" / "seed_0" / "evaluations.csv")
+    evaluations = read_evaluations(output / "runs" / "hierarchy" / "maze_goal_2" / "seed_0")
     assert evaluations["success_rate"].notna().all() and evaluations["final_distance"].gt(0).all()
     text = results.read_text()
     assert "success rate | final distance (m)" in text and "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in text
@@ -226,8 +227,8 @@ def fake_runs(output: Path, config: dict, command: str, returns: dict[int, float
         run = output / folder
         run.mkdir(parents=True)
         (run / "spec.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        row = {"step": spec["budget"], "mean_return": returns[spec["seed"]], "std_return": 0.0, "success_rate": None}
-        pd.DataFrame([row | {"final_distance": None, "episodes": 1, "time_s": 1.0}]).to_csv(run / "evaluations.csv")
+        # as InfoEvalCallback writes it: one evaluation of one episode, at the end
+        np.savez(run / "evaluations", timesteps=[spec["budget"]], results=[[returns[spec["seed"]]]], wall_time_s=[1.0])
         (run / "run.json").write_text(json.dumps(record))
         (run / "done").touch()
 
@@ -274,6 +275,30 @@ def test_curves_of_equal_total_budget_end_together(tmp_path: Path) -> None:
     assert total["one level"].index.tolist() == own["one level"].index.tolist() == [200]
     assert total["two levels"].index.tolist() == [200] and own["two levels"].index.tolist() == [50]
     assert total["two levels"]["mean"].tolist() == [20.0] and total["two levels"]["count"].tolist() == [2]
+
+
+def test_evaluation_rows_from_evaluations_npz_and_from_an_earlier_releases_csv(tmp_path: Path) -> None:
+    returns, distances = [[1.0, 3.0], [2.0, 6.0]], [[0.5, 1.5], [0.0, 1.0]]
+    (tmp_path / "npz").mkdir()
+    np.savez(
+        tmp_path / "npz" / "evaluations",
+        timesteps=[100, 200],
+        results=returns,
+        ep_lengths=[[5, 5], [5, 5]],
+        successes=[[False, False], [True, False]],
+        distance_to_goal=distances,
+        wall_time_s=[1.5, 3.0],
+    )
+    rows = read_evaluations(tmp_path / "npz")
+    assert rows["step"].tolist() == [100, 200] and rows["episodes"].tolist() == [2, 2]
+    np.testing.assert_allclose(rows["mean_return"], np.mean(returns, axis=1))
+    np.testing.assert_allclose(rows["std_return"], np.std(returns, axis=1))
+    assert rows["success_rate"].tolist() == [0.0, 0.5] and rows["final_distance"].tolist() == [1.0, 0.5]
+    assert rows["time_s"].tolist() == [1.5, 3.0]
+    # Run folders of releases before evaluations.npz hold these rows as evaluations.csv: read as they are
+    (tmp_path / "csv").mkdir()
+    rows.to_csv(tmp_path / "csv" / "evaluations.csv", index=False)
+    pd.testing.assert_frame_equal(read_evaluations(tmp_path / "csv"), rows, check_dtype=False)
 
 
 def test_results_accumulate_across_output_folders(tmp_path: Path) -> None:
@@ -472,7 +497,7 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
     )
     for folder in output.glob("runs/*/Pendulum-v1/seed_*"):
         assert (folder / "done").is_file() and (folder / "model.zip").is_file()
-        assert pd.read_csv(folder / "evaluations.csv")["step"].tolist() == [600, 1200]
+        assert read_evaluations(folder)["step"].tolist() == [600, 1200]
     assert "Task train_run failed. There are 3 retries remaining, so the task will be retried" in log  # the kill hit a run
     assert log.count("done: ") == 2 and "FAILED" not in log
     assert "| Pendulum-v1 | SAC LSPPolicy | 1 | 1200 (+ 0) |" in results.read_text()
