@@ -16,8 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.aggregate import learning_curves, read_evaluations, write_results
-from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs
+from benchmarks.aggregate import (
+    expected_runs,
+    learning_curves,
+    read_evaluations,
+    read_record,
+    unchanged_records,
+    write_results,
+)
+from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs, slug
 from benchmarks.run import make_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -522,6 +529,17 @@ def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
         if spec["seed"] == config["seeds"][0] and not spec["hierarchy"] and spec["init_from"] is None:
             spec = spec | {"hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}  # do not allocate 1e6 transitions
             make_model(spec, {}, monitor_dir=None)
+
+
+@pytest.mark.parametrize("config_path", sorted((REPO / "benchmarks" / "configs").glob("*.yml")), ids=lambda p: p.stem)
+def test_every_recorded_run_is_still_a_run_of_its_shipped_config(config_path: Path) -> None:
+    """A config edited so that it resolves to other run specs would silently drop its recorded runs from the report."""
+    config = load_config(config_path)
+    record = REPO / "benchmarks" / "results" / slug(config["name"]) / "runs.csv"
+    if not record.is_file():
+        pytest.skip(f"{config['name']} has no recorded runs yet")
+    unchanged = unchanged_records(read_record(record), expected_runs(config))
+    assert [key for key, same in unchanged if not same] == []
 
 
 @pytest.mark.timeout(300)
