@@ -26,6 +26,8 @@ bottom: environments -> evaluation -> one run -> the grid on Ray -> main.
     shared:                              # hyperparameters of EVERY method (critic, batch, ...); methods
       batch_size: 128                    # cannot override them, so compared runs share them
       policy_kwargs: {net_arch: [128, 128]}
+      # optional: start from an RL Zoo entry of hyperparams/ (its model settings; steps and policy are the
+      # grid's), which the keys above override:  zoo: {file: sac_lsp.yml, env: sb3_lsp/PointAnyDirection-v0}
     envs:                                # the env axis; name defaults to id
       - {id: Pendulum-v1}
       - {name: maze-goal-2, id: sb3_lsp/PointCrossMaze-v0, env_kwargs: {goal: 2}, hyperparams: {...}}

@@ -531,6 +531,27 @@ def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
             make_model(spec, {}, monitor_dir=None)
 
 
+def test_shared_settings_can_name_an_entry_of_the_shipped_hyperparams(tmp_path: Path) -> None:
+    entry = yaml.safe_load((REPO / "hyperparams" / "sac_lsp.yml").read_text())["sb3_lsp/PointAnyDirection-v0"]
+    config = {**FAKE_CONFIG, "seeds": [0], "shared": {"zoo": {"file": "sac_lsp.yml", "env": "sb3_lsp/PointAnyDirection-v0"}}}
+    config["shared"] |= {"gamma": 0.95, "policy_kwargs": {"net_arch": [64]}}
+    (tmp_path / "zoo.yml").write_text(yaml.safe_dump(config))
+    shared = load_config(tmp_path / "zoo.yml")["shared"]
+    # the entry's model settings, not its run settings (steps, policy), and the config's own keys on top
+    assert "n_timesteps" not in shared and "policy" not in shared and "zoo" not in shared
+    assert shared["learning_rate"] == entry["learning_rate"] and shared["tau"] == entry["tau"] and shared["gamma"] == 0.95
+    assert shared["policy_kwargs"] == {**entry["policy_kwargs"], "net_arch": [64]}
+
+    for reference, message in [
+        ({"file": "sac_lsp.yml", "env": "Nope-v0"}, "has no entry 'Nope-v0'; its entries: "),
+        ({"file": "nope.yml", "env": "Pendulum-v1"}, "no shipped file of that name: hierarchy_ant_maze.yml"),
+        ("sac_lsp.yml", "zoo must be {file: <hyperparams file>, env: <its entry>}"),
+    ]:
+        (tmp_path / "zoo.yml").write_text(yaml.safe_dump({**config, "shared": {"zoo": reference}}))
+        with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
+            load_config(tmp_path / "zoo.yml")
+
+
 @pytest.mark.parametrize("config_path", sorted((REPO / "benchmarks" / "configs").glob("*.yml")), ids=lambda p: p.stem)
 def test_every_recorded_run_is_still_a_run_of_its_shipped_config(config_path: Path) -> None:
     """A config edited so that it resolves to other run specs would silently drop its recorded runs from the report."""
