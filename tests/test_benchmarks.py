@@ -684,3 +684,15 @@ def test_benchmark_scripts_parse_their_arguments_in_main_only(script: str) -> No
     """Importing a script (to reuse a function, or by a doc build) runs nothing and reads no argv."""
     code = f"import sys; sys.argv = ['x', '--no-such-option']; import benchmarks.{script} as m; assert callable(m.main)"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_maze_exploration_counts_the_training_episodes_that_reach_the_goal() -> None:
+    command = [sys.executable, "-m", "benchmarks.maze_exploration", "--mode", "flat", "--decisions", "300"]
+    command += ["--episode-steps", "100"]  # 10 decisions per episode: 30 training episodes
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    pattern = r"flat repeat 10, 100-step episodes, goal 0, seed 0: (\d+) of (\d+) training episodes"
+    summary = re.search(pattern, completed.stdout)
+    assert summary is not None, completed.stdout
+    reached, episodes = map(int, summary.groups())
+    assert episodes == 30 and 0 <= reached <= episodes
