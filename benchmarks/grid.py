@@ -18,7 +18,7 @@ import yaml
 
 from sb3_lsp.checks import positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import saved_num_timesteps
-from sb3_lsp.settings import settings_file
+from sb3_lsp.settings import with_zoo_entry
 
 RUN_KEYS = {"name", "algo", "policy", "policy_kwargs", "hyperparams", "budget", "hierarchy", "init_from", "env_wrapper"}
 PRETRAINED_KEYS = (RUN_KEYS - {"name"}) | {"env", "env_kwargs"}
@@ -50,41 +50,15 @@ def _picked(base: list[dict[str, Any]], names: list[Any], what: str, path: Path)
 
 #: Keys of an RL Zoo hyperparameter entry that set up the run (rl_zoo3's ExperimentManager takes them
 #: out before it builds the model), not the model: a grid sets these per method, env and budget.
-ZOO_RUN_KEYS = {"n_timesteps", "policy", "n_envs", "normalize", "env_kwargs", "env_wrapper", "vec_env_wrapper"}
+ZOO_RUN_KEYS = frozenset({"n_timesteps", "policy", "n_envs", "normalize", "env_kwargs", "env_wrapper", "vec_env_wrapper"})
 ZOO_RUN_KEYS |= {"frame_stack", "callback", "monitor_kwargs"}
-
-
-def zoo_entry_hyperparams(reference: Any, where: str) -> dict[str, Any]:
-    """
-    The model settings of an entry of an RL Zoo hyperparameter file: ``{file: sac_lsp.yml, env: ENV_ID}``
-    names the entry ``ENV_ID`` of ``hyperparams/sac_lsp.yml`` (the package's copy, from any directory).
-
-    :return: The entry without its :data:`ZOO_RUN_KEYS`.
-    """
-    if not isinstance(reference, dict) or set(reference) != {"file", "env"}:
-        raise ValueError(f"{where}: zoo must be {{file: <hyperparams file>, env: <its entry>}}, got {reference!r}.")
-    file = settings_file(reference["file"])
-    entries = yaml.safe_load(file.read_text())
-    if reference["env"] not in entries:
-        raise ValueError(f"{where}: {file} has no entry {reference['env']!r}; its entries: {sorted(entries)}.")
-    return {key: value for key, value in entries[reference["env"]].items() if key not in ZOO_RUN_KEYS}
-
-
-def _shared_with_zoo_entry(shared: dict[str, Any], where: str) -> dict[str, Any]:
-    """``shared`` with its ``zoo:`` reference resolved: the entry's settings, which ``shared``'s own keys override."""
-    if "zoo" not in shared:
-        return shared
-    shared = dict(shared)
-    entry = zoo_entry_hyperparams(shared.pop("zoo"), where)
-    policy_kwargs = {**entry.get("policy_kwargs", {}), **shared.get("policy_kwargs", {})}
-    return {**entry, **shared, **({"policy_kwargs": policy_kwargs} if policy_kwargs else {})}
 
 
 def load_config(path: Path) -> dict[str, Any]:
     """Read a benchmark config and check the keys the grid needs (see :mod:`benchmarks.run` for them)."""
     config = yaml.safe_load(path.read_text())
     if "shared" in config:
-        config["shared"] = _shared_with_zoo_entry(config["shared"], f"{path}: shared")
+        config["shared"] = with_zoo_entry(config["shared"], f"{path}: shared", without=ZOO_RUN_KEYS)
     if "base" in config:  # another config's settings, referenced rather than copied
         base = load_config(path.parent / config.pop("base"))
         for key in ("methods", "envs"):

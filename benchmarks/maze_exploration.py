@@ -19,7 +19,8 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.monitor import Monitor
 
 import sb3_lsp
-from benchmarks.grid import zoo_entry_hyperparams
+from benchmarks.grid import ZOO_RUN_KEYS
+from sb3_lsp.settings import with_zoo_entry
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         env = FrameSkip(monitor, skip=args.repeat)
     # The Point settings of hyperparams/sac_lsp.yml, which hierarchy_point_maze.yml and point_maze.yml use too
     # (discount left at SAC's 0.99, with which these runs were made)
-    settings = zoo_entry_hyperparams({"file": "sac_lsp.yml", "env": "sb3_lsp/PointAnyDirection-v0"}, "maze_exploration")
+    point = {"zoo": {"file": "sac_lsp.yml", "env": "sb3_lsp/PointAnyDirection-v0"}}
+    settings = with_zoo_entry(point, "maze_exploration", without=ZOO_RUN_KEYS)
     model = SAC("LSPPolicy", env, seed=args.seed, **settings)
     start = time.perf_counter()
     model.learn(args.decisions)

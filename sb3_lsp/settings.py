@@ -4,6 +4,9 @@ checkout links there), so the commands that read them work from any directory.
 """
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 #: The package's copy of the repository's ``hyperparams/`` folder.
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
@@ -25,3 +28,30 @@ def settings_file(path: str | Path) -> Path:
         return HYPERPARAMS_DIR / path.name
     shipped = ", ".join(sorted(file.name for file in HYPERPARAMS_DIR.glob("*.yml")))
     raise FileNotFoundError(f"No settings file at {path} (from {Path.cwd()}), and no shipped file of that name: {shipped}.")
+
+
+def with_zoo_entry(settings: dict[str, Any], where: str, without: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """
+    Resolve a reference to an RL Zoo hyperparameter entry: ``settings`` with a ``zoo: {file, env}`` key
+    become the entry ``env`` of ``file`` (a shipped ``hyperparams/`` file, or a path), with the other
+    keys of ``settings`` on top (``policy_kwargs`` merged key by key), so that a setting lives in one
+    YAML and is referenced rather than copied. Settings without ``zoo`` are returned unchanged.
+
+    :param settings: Hyperparameters, possibly with a ``zoo`` key.
+    :param where: Names the settings in error messages.
+    :param without: Keys of the entry to leave out (those the caller sets otherwise).
+    :return: The resolved hyperparameters.
+    """
+    if "zoo" not in settings:
+        return settings
+    settings = dict(settings)
+    reference = settings.pop("zoo")
+    if not isinstance(reference, dict) or set(reference) != {"file", "env"}:
+        raise ValueError(f"{where}: zoo must be {{file: <hyperparams file>, env: <its entry>}}, got {reference!r}.")
+    file = settings_file(reference["file"])
+    entries = yaml.safe_load(file.read_text())
+    if reference["env"] not in entries:
+        raise ValueError(f"{where}: {file} has no entry {reference['env']!r}; its entries: {sorted(entries)}.")
+    entry = {key: value for key, value in entries[reference["env"]].items() if key not in without}
+    policy_kwargs = {**entry.get("policy_kwargs", {}), **settings.get("policy_kwargs", {})}
+    return {**entry, **settings, **({"policy_kwargs": policy_kwargs} if policy_kwargs else {})}

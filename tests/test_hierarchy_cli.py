@@ -13,6 +13,8 @@ from stable_baselines3.common.monitor import Monitor
 
 from sb3_lsp import HierarchicalPolicy
 
+ROOT = Path(__file__).resolve().parents[1]
+
 CONFIG = {
     "seed": 7,
     "levels": [
@@ -84,3 +86,26 @@ def test_bad_configs_get_clear_errors(tmp_path: Path) -> None:
     config_path.write_text(yaml.safe_dump({"levels": [{"env": "Pendulum-v1"}]}))
     bad = run_cli("train", str(config_path))
     assert bad.returncode == 2 and "level 0 lacks ['hyperparams']" in bad.stderr
+
+
+def test_the_shipped_hierarchies_take_their_settings_from_sac_lsp_yml(tmp_path: Path) -> None:
+    from sb3_lsp.zoo.layerwise import load_config
+
+    entries = yaml.safe_load((ROOT / "hyperparams" / "sac_lsp.yml").read_text())
+    point, maze = entries["sb3_lsp/PointAnyDirection-v0"], entries["sb3_lsp/PointCrossMaze-v0"]
+    config = load_config(Path("hierarchy_point_maze.yml"))
+
+    def without_use_sde(hyperparams: dict) -> dict:  # the build check's SAC writes use_sde into the levels' policy_kwargs
+        return {**hyperparams, "policy_kwargs": {k: v for k, v in hyperparams["policy_kwargs"].items() if k != "use_sde"}}
+
+    level0, level1 = (without_use_sde(level["hyperparams"]) for level in config["levels"])
+    assert level0 == {**point, "policy": "LSPPolicy"}
+    assert level1 == {**point, "policy": "LSPPolicy", "n_timesteps": 5000, "env_kwargs": {"goal": 0}, "gamma": 0.95}
+    assert config["baseline"]["hyperparams"] == {**maze, "policy": "LSPPolicy", "gamma": 0.95}  # FrameSkip 10 included
+
+    # A reference to an entry that is not there names the file's entries, before anything trains
+    config_path = tmp_path / "typo.yml"
+    levels = [{"env": "Pendulum-v1", "hyperparams": {"zoo": {"file": "sac_lsp.yml", "env": "Pendulm-v1"}}}]
+    config_path.write_text(yaml.safe_dump({"levels": levels}))
+    typo = run_cli("train", str(config_path))
+    assert typo.returncode == 2 and "has no entry 'Pendulm-v1'; its entries: " in typo.stderr

@@ -4,7 +4,8 @@ Layerwise training of a hierarchy (paper, algorithm 1) with plain RL Zoo runs.
     python -m sb3_lsp.hierarchy train CONFIG.yml [--output DIR] [--seed N] [-- EXTRA RL ZOO FLAGS]
 
 CONFIG lists the levels, lowest first. Each level names its environment (and so its reward),
-its algorithm and one RL Zoo hyperparameter entry (the keys of ``hyperparams/sac_lsp.yml``);
+its algorithm and one RL Zoo hyperparameter entry (the keys of ``hyperparams/sac_lsp.yml``; or
+``zoo: {file: sac_lsp.yml, env: ENV_ID}``, that file's entry, plus the keys that differ from it);
 every level above 0 also gives the :class:`LatentActionWrapper` settings that embed the level
 below it. Level ``i`` is trained with ``python -m rl_zoo3.train`` on its environment wrapped,
 through the YAML ``env_wrapper`` list, in the frozen run folders of levels ``0 .. i-1``. Each
@@ -42,7 +43,7 @@ from sb3_lsp.checks import finite_number, positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import find_zoo_run_files, saved_num_timesteps
 from sb3_lsp.hierarchy.policy import HierarchicalPolicy
 from sb3_lsp.hierarchy.wrapper import LatentActionWrapper
-from sb3_lsp.settings import settings_file
+from sb3_lsp.settings import settings_file, with_zoo_entry
 
 WRAPPER_CLASS = "sb3_lsp.LatentActionWrapper"
 CONFIG_KEYS = {"output", "seed", "levels", "baseline"}
@@ -157,6 +158,12 @@ def load_config(config_path: Path) -> dict[str, Any]:
     """Read and check a hierarchy config (see the module docstring): a path, or a shipped file's name."""
     config_path = settings_file(config_path)
     config = yaml.safe_load(config_path.read_text())
+    if isinstance(config, dict):  # each run's hyperparams may name an entry of hyperparams/ (zoo: {file, env})
+        runs = [*enumerate(config.get("levels") or []), ("baseline", config.get("baseline"))]
+        for name, run in runs:
+            if isinstance(run, dict) and isinstance(run.get("hyperparams"), dict):
+                where = f"{config_path}, {'level ' if name != 'baseline' else ''}{name}: hyperparams"
+                run["hyperparams"] = with_zoo_entry(run["hyperparams"], where)
     _validated_levels(config, config_path)
     check_levels_build(config["levels"])
     return config
