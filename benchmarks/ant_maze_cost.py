@@ -25,11 +25,11 @@ from typing import Any
 
 import gymnasium as gym
 import torch as th
-import yaml
 from stable_baselines3 import SAC
 
 from benchmarks.run import cpu_model
 from sb3_lsp import LatentActionWrapper  # importing sb3_lsp registers LSPPolicy and the envs
+from sb3_lsp.zoo.layerwise import load_config
 
 
 def make_sac(level: dict[str, Any], env: gym.Env, seed: int) -> SAC:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 
-    config = yaml.safe_load(args.config.read_text())
+    config = load_config(args.config)  # as `python -m sb3_lsp.hierarchy train` reads it (zoo: references resolved)
     level_0, level_1 = config["levels"]
     level_0_model = make_sac(level_0, gym.make(level_0["env"], **level_0["hyperparams"].get("env_kwargs", {})), args.seed)
     level_0_rate = timed_steps_per_second(level_0_model, args.updates)
