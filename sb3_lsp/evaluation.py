@@ -50,9 +50,12 @@ class InfoEvalCallback(EvalCallback):
 
     def _on_training_end(self) -> None:
         if self.eval_freq > 0 and self.n_calls % self.eval_freq != 0:
-            # EvalCallback evaluates when n_calls is a multiple of eval_freq: make it one, once, at the end
-            self.n_calls += self.eval_freq - self.n_calls % self.eval_freq
+            # EvalCallback evaluates when n_calls is a multiple of eval_freq: make it one for this call
+            # only, so that a later learn(..., reset_num_timesteps=False) keeps its schedule
+            n_calls = self.n_calls
+            self.n_calls = self.eval_freq
             self._on_step()
+            self.n_calls = n_calls
 
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         super()._log_success_callback(locals_, globals_)
