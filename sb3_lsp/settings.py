@@ -53,5 +53,10 @@ def with_zoo_entry(settings: dict[str, Any], where: str, without: frozenset[str]
     if reference["env"] not in entries:
         raise ValueError(f"{where}: {file} has no entry {reference['env']!r}; its entries: {sorted(entries)}.")
     entry = {key: value for key, value in entries[reference["env"]].items() if key not in without}
+    if isinstance(entry.get("policy_kwargs"), str) or isinstance(settings.get("policy_kwargs"), str):
+        raise ValueError(
+            f"{where}: policy_kwargs must be a mapping to be merged with {file}'s entry {reference['env']!r}, "
+            "not the Python expression string the RL Zoo also accepts."
+        )
     policy_kwargs = {**entry.get("policy_kwargs", {}), **settings.get("policy_kwargs", {})}
     return {**entry, **settings, **({"policy_kwargs": policy_kwargs} if policy_kwargs else {})}

@@ -550,6 +550,10 @@ def test_shared_settings_can_name_an_entry_of_the_shipped_hyperparams(tmp_path: 
         (tmp_path / "zoo.yml").write_text(yaml.safe_dump({**config, "shared": {"zoo": reference}}))
         with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
             load_config(tmp_path / "zoo.yml")
+    as_string = {"zoo": {"file": "sac_lsp.yml", "env": "Pendulum-v1"}, "policy_kwargs": "dict(net_arch=[64])"}
+    (tmp_path / "zoo.yml").write_text(yaml.safe_dump({**config, "shared": as_string}))
+    with pytest.raises(ValueError, match="policy_kwargs must be a mapping to be merged"):
+        load_config(tmp_path / "zoo.yml")
 
 
 @pytest.mark.parametrize("config_path", sorted((REPO / "benchmarks" / "configs").glob("*.yml")), ids=lambda p: p.stem)
