@@ -66,10 +66,10 @@ class InfoEvalCallback(EvalCallback):
 
     def _on_step(self) -> bool:
         evaluating = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        if not evaluating:  # every training step comes here: nothing to do between evaluations
+            return super()._on_step()
         self._final_info_buffer = {key: [] for key in self.info_keys}
         continue_training = super()._on_step()
-        if not evaluating:
-            return continue_training
         self.evaluations_wall_time.append(round(time.perf_counter() - self._start, 2))
         for key, values in self._final_info_buffer.items():
             if values:
