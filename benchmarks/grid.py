@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from huggingface_sb3 import EnvironmentName  # rl_zoo3's name of an environment's files
 
 from sb3_lsp.checks import positive_int, refuse_unknown_keys
 from sb3_lsp.hierarchy.levels import saved_num_timesteps
@@ -160,9 +161,18 @@ def trained_levels(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def level_model(spec: dict[str, Any], name: str, output: Path) -> Path:
-    """The ``model.zip`` of the pretrained level ``name`` that the run ``spec`` builds on."""
+    """The model ``.zip`` of the pretrained level ``name`` that the run ``spec`` builds on."""
     given = spec.get("given_levels", {}).get(name)
-    return Path(given["model"]) if given else output / pretrained_folder(name, spec["seed"]) / "model.zip"
+    return Path(given["model"]) if given else run_model(output / pretrained_folder(name, spec["seed"]))
+
+
+def run_model(folder: Path) -> Path:
+    """The model of a finished run folder: the RL Zoo's ``<env>.zip``, or ``model.zip`` (the harness's
+    runs before they were RL Zoo runs)."""
+    legacy = folder / "model.zip"
+    if legacy.is_file():
+        return legacy
+    return folder / f"{EnvironmentName(yaml.safe_load((folder / 'spec.yml').read_text())['env_id'])}.zip"
 
 
 def make_spec(config: dict[str, Any], run: dict[str, Any], env: dict[str, Any], seed: int, label: str) -> dict[str, Any]:

@@ -5,22 +5,25 @@ many training episodes reach the goal: level 1 of a hierarchy on a trained level
 episode length and the control interval of hyperparams/hierarchy_point_maze.yml.
 
     python -m benchmarks.maze_exploration --mode hierarchy --level0 LEVEL0_RUN_FOLDER_OR_ZIP
-    python -m benchmarks.maze_exploration --mode flat --repeat 1 --decisions 50000
+    python -m benchmarks.maze_exploration --mode flat --repeat 1 --decisions 50000 [--log-folder logs]
+
+Each is an ``rl_zoo3.train`` run of the Point entry of ``hyperparams/sac_lsp.yml``; the count comes
+from its Monitor CSV (an episode reaches the goal when its task reward is positive).
 """
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
-import torch as th
-from rl_zoo3.wrappers import FrameSkip
-from stable_baselines3 import SAC
-from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.monitor import load_results
 
-import sb3_lsp
 from benchmarks.grid import ZOO_RUN_KEYS
 from sb3_lsp.settings import with_zoo_entry
+from sb3_lsp.zoo.layerwise import WRAPPER_CLASS, train_zoo_run
+
+ENV_ID = "sb3_lsp/PointCrossMaze-v0"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,30 +36,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--goal", type=int, default=0)
     parser.add_argument("--prior-coef", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-folder", type=Path, default=None, help="rl_zoo3's -f folder (default: a temporary one)")
     args = parser.parse_args(argv)
-    th.set_num_threads(1)
+    if args.mode == "hierarchy" and args.level0 is None:
+        parser.error("--mode hierarchy needs --level0 (a level-0 run folder or .zip)")
 
-    # Monitor sits under the wrappers: it counts maze steps and the task reward alone.
-    monitor = Monitor(gym.make("sb3_lsp/PointCrossMaze-v0", goal=args.goal, max_episode_steps=args.episode_steps))
-    if args.mode == "hierarchy":
-        env = sb3_lsp.LatentActionWrapper(
-            monitor, args.level0, lower_obs=2, action_repeat=args.repeat, prior_coef=args.prior_coef
-        )
-    else:
-        env = FrameSkip(monitor, skip=args.repeat)
     # The Point settings of hyperparams/sac_lsp.yml, which hierarchy_point_maze.yml and point_maze.yml use too
     # (discount left at SAC's 0.99, with which these runs were made)
     point = {"zoo": {"file": "sac_lsp.yml", "env": "sb3_lsp/PointAnyDirection-v0"}}
-    settings = with_zoo_entry(point, "maze_exploration", without=ZOO_RUN_KEYS)
-    model = SAC("LSPPolicy", env, seed=args.seed, **settings)
-    start = time.perf_counter()
-    model.learn(args.decisions)
-    successes = np.array(monitor.get_episode_rewards()) > 0
+    entry = {
+        "policy": "LSPPolicy",
+        "n_timesteps": args.decisions,
+        **with_zoo_entry(point, "maze_exploration", without=ZOO_RUN_KEYS),
+    }
+    if args.mode == "hierarchy":
+        wrapper = {WRAPPER_CLASS: dict(lower=args.level0, lower_obs=2, action_repeat=args.repeat, prior_coef=args.prior_coef)}
+    else:
+        wrapper = {"rl_zoo3.wrappers.FrameSkip": {"skip": args.repeat}}
+    # rl_zoo3's Monitor sits under the wrappers: its CSV counts maze steps and the task reward alone
+    entry["env_wrapper"] = [wrapper]
+    entry["env_kwargs"] = {"goal": args.goal, "max_episode_steps": args.episode_steps}
+    zoo_args = ["--eval-freq", "-1", "--device", "cpu", "--num-threads", "1", "--verbose", "0"]
+    with tempfile.TemporaryDirectory(prefix="maze_exploration_") as scratch:
+        start = time.perf_counter()
+        run = train_zoo_run(
+            ENV_ID, "sac", entry, args.log_folder or Path(scratch), args.seed, zoo_args, f"maze_exploration {args.mode}"
+        )
+        wall_s = time.perf_counter() - start
+        successes = load_results(str(run))["r"].to_numpy() > 0
     first = int(np.argmax(successes)) + 1 if successes.any() else None
     print(
         f"{args.mode} repeat {args.repeat}, {args.episode_steps}-step episodes, goal {args.goal}, seed {args.seed}: "
         f"{successes.sum()} of {len(successes)} training episodes reached the goal (first: episode {first}); "
-        f"{args.decisions} decisions in {time.perf_counter() - start:.0f} s"
+        f"{args.decisions} decisions in {wall_s:.0f} s (run folder: {run if args.log_folder else 'deleted'})"
     )
 
 

@@ -11,9 +11,9 @@ aggregated into RESULTS.md.
     python -m benchmarks.run CONFIG --methods "SAC LSPPolicy"           (only some methods of the grid)
 
 The config is read and resolved into run specs by :mod:`benchmarks.grid`; this file reads top to
-bottom: environments -> evaluation -> one run -> the grid on Ray -> main.
+bottom: one run (an ``rl_zoo3.train`` run) -> the grid on Ray -> main.
 
-**Config** (YAML; every hyperparameter is in it, nothing is taken from the RL Zoo's files)::
+**Config** (YAML; every hyperparameter is in it or in the RL Zoo entry its ``shared: zoo:`` names)::
 
     name: pendulum_small                 # RESULTS.md section and default output folder runs/benchmarks/<name>
     title: "SAC: MlpPolicy vs LSPPolicy"  # section heading
@@ -59,12 +59,17 @@ writes ``diagnostics.csv`` in each run folder; ``base: other.yml`` takes every k
 and ``envs`` may then list names of the base's entries (``methods: [hierarchy (2 levels)]``)
 instead of copying them.
 
-Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run
-gets a folder OUTPUT/runs/<method>/<env>/seed_<s>/ with ``spec.yml`` (the resolved run),
-``evaluations.npz`` (SB3's ``EvalCallback`` file, with the final distance to the goal where the
-environment reports it: :class:`sb3_lsp.InfoEvalCallback`), the SB3 ``model.zip``, ``run.json``
-(timing, machine) and a ``done`` marker written last. Finished runs are skipped; a folder without
-``done`` (an interrupted run) is deleted and the run starts again.
+Hyperparameters are merged shared -> env -> method (policy_kwargs merged key by key). Each run is
+an ``rl_zoo3.train`` run (``python -m sb3_lsp.zoo train``) of an RL Zoo YAML entry made from its spec
+(:func:`zoo_entry`: the frozen levels and ``env_wrapper`` as the entry's ``env_wrapper``, evaluation,
+diagnostics and ``init_from`` as its ``callback`` list, :mod:`sb3_lsp.zoo.callbacks`). Its folder
+OUTPUT/runs/<method>/<env>/seed_<s>/ is that RL Zoo run folder (the model ``<env>.zip``, rl_zoo3's
+``<env>/config.yml`` and ``args.yml``, Monitor's ``0.monitor.csv``), plus ``spec.yml`` (the resolved
+run), ``evaluations.npz`` (SB3's ``EvalCallback`` file, with the final distance to the goal where
+the environment reports it: :class:`sb3_lsp.InfoEvalCallback`), ``run.json`` (timing, machine) and
+a ``done`` marker written last. Finished runs are skipped; a folder without ``done`` (an
+interrupted run) is deleted and the run starts again. Folders from before runs were RL Zoo runs
+hold ``model.zip`` instead, and count as they are.
 
 Each run is a Ray task of one CPU: ``--workers N`` starts a local Ray instance of N CPUs (default:
 all cores); ``--address`` joins a running cluster, whose CPUs then set how many runs go in parallel,
@@ -107,13 +112,6 @@ import gymnasium as gym
 import ray
 import torch as th
 import yaml
-from rl_zoo3 import ALGOS
-from rl_zoo3.utils import get_wrapper_class
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.save_util import load_from_zip_file
-from stable_baselines3.common.vec_env import VecEnv
 
 import sb3_lsp
 from benchmarks.grid import (
@@ -123,6 +121,7 @@ from benchmarks.grid import (
     load_config,
     pretrained_specs,
     record_command,
+    run_model,
     run_status,
     select,
     skippable_recorded,
@@ -132,129 +131,124 @@ from benchmarks.grid import (
 # Configs recorded before InfoReward moved into the package name it benchmarks.run.InfoReward (their
 # spec digests include the name); new configs use sb3_lsp.InfoReward.
 from sb3_lsp import InfoReward  # noqa: F401
-from sb3_lsp.diagnostics import SACDiagnostics
-from sb3_lsp.evaluation import InfoEvalCallback
+from sb3_lsp.hierarchy.levels import saved_num_timesteps
+from sb3_lsp.zoo.__main__ import main as zoo_main
+from sb3_lsp.zoo.layerwise import WRAPPER_CLASS, latest_run_folder
+
+#: The module of the callbacks each run's YAML entry names.
+CALLBACKS = "sb3_lsp.zoo.callbacks"
 
 # ---------------------------------------------------------------------------------------------
-# Environments
+# One run (in its own worker process): an rl_zoo3.train run
 # ---------------------------------------------------------------------------------------------
 
 
-def make_env(spec: dict[str, Any], level_models: dict[str, Path], seed: int, monitor_dir: Path | None) -> VecEnv:
+def zoo_entry(spec: dict[str, Any], level_models: dict[str, Path], folder: Path) -> dict[str, Any]:
     """
-    The run's environment: raw env -> Monitor -> frozen hierarchy levels (lowest first) -> env_wrapper.
+    The run ``spec`` as an RL Zoo YAML entry: its hyperparameters and steps, its wrappers (the frozen
+    hierarchy levels, lowest first, then ``env_wrapper``) and the harness's callbacks: the start from
+    ``init_from``, the evaluation (:class:`sb3_lsp.zoo.callbacks.EvalOnEnv`, writing
+    ``folder/evaluations.npz``) and the optional diagnostics.
 
     :param spec: The run spec.
-    :param level_models: The ``model.zip`` of each pretrained level the run builds on, by name.
-    :param seed: Seed of the environment.
-    :param monitor_dir: Where Monitor writes its training CSV (None: nowhere).
+    :param level_models: The model ``.zip`` of each pretrained level the run builds on, by name.
+    :param folder: Where the evaluations (and diagnostics) are written.
     """
-    levels = [(level_models[level["level"]], level.get("wrapper", {})) for level in spec["hierarchy"]]
-    extra_wrapper = get_wrapper_class({"env_wrapper": spec["env_wrapper"]}) if spec["env_wrapper"] else None
+    wrappers = [
+        {WRAPPER_CLASS: {"lower": str(level_models[level["level"]]), **level.get("wrapper", {})}}
+        for level in spec["hierarchy"]
+    ] + list(spec["env_wrapper"])
 
-    def wrap(env: gym.Env) -> gym.Env:
-        for lower, settings in levels:
-            env = sb3_lsp.LatentActionWrapper(env, str(lower), **settings)
-        return extra_wrapper(env) if extra_wrapper is not None else env
+    def env(seed: int) -> dict[str, Any]:  # an evaluation environment: the training one, seeded apart
+        return {"env_id": spec["env_id"], "seed": seed, "env_kwargs": spec["env_kwargs"], "env_wrapper": wrappers}
 
-    return make_vec_env(
-        spec["env_id"],
-        n_envs=1,
-        seed=seed,
-        env_kwargs=spec["env_kwargs"],
-        monitor_dir=None if monitor_dir is None else str(monitor_dir),
-        wrapper_class=wrap,
+    callbacks: list[dict[str, Any]] = []
+    if spec["init_from"] is not None:
+        callbacks.append({f"{CALLBACKS}.InitFromPretrained": {"model": str(level_models[spec["init_from"]])}})
+    evaluation = dict(n_eval_episodes=spec["eval_episodes"], eval_freq=spec["eval_every"], log_path=str(folder))
+    evaluation |= dict(env=env(spec["seed"] + 10_000), label=spec["label"], deterministic=True, verbose=0)
+    callbacks.append({f"{CALLBACKS}.EvalOnEnv": evaluation})
+    if "diagnostics" in spec:
+        every, episodes = int(spec["diagnostics"]["every"]), int(spec["diagnostics"]["episodes"])
+        diagnostics = dict(
+            env=env(spec["seed"] + 20_000), every=every, episodes=episodes, csv_path=str(folder / "diagnostics.csv")
+        )
+        callbacks.append({f"{CALLBACKS}.DiagnosticsOnEnv": diagnostics})
+    entry = {"policy": spec["policy"], "n_timesteps": spec["budget"], **spec["hyperparams"], "callback": callbacks}
+    return (
+        entry
+        | ({"env_kwargs": spec["env_kwargs"]} if spec["env_kwargs"] else {})
+        | ({"env_wrapper": wrappers} if wrappers else {})
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# One run (in its own worker process)
-# ---------------------------------------------------------------------------------------------
-
-
-def load_widened(model: BaseAlgorithm, pretrained_zip: Path) -> None:
-    """
-    Initialise ``model``'s policy (actor, critics, target critics) from a pretrained one, for fine-tuning.
-
-    Where the new observation has extra entries appended (the maze's x, y after the
-    proprioception the pretrained level saw), the first layers reading it get zero weights for
-    them: the fine-tuned policy starts as exactly the pretrained one and learns to use them.
-    """
-    _, params, _ = load_from_zip_file(pretrained_zip, device="cpu")
-    assert params is not None
-    new_obs_dim = model.observation_space.shape[0]
-    target = model.policy.state_dict()
-    for key, old in params["policy"].items():
-        new = target[key]
-        if isinstance(old, th.Tensor) and old.shape != new.shape:  # not the actor's flow settings
-            extra = new.shape[-1] - old.shape[-1]
-            if old.dim() != 2 or old.shape[0] != new.shape[0] or extra <= 0:
-                raise ValueError(f"Cannot initialise {key} of shape {tuple(new.shape)} from shape {tuple(old.shape)}.")
-            old_obs_dim = new_obs_dim - extra  # inputs are [obs, (actions)]: new obs entries go after the old ones
-            old = th.cat([old[:, :old_obs_dim], th.zeros(old.shape[0], extra), old[:, old_obs_dim:]], dim=1)
-        target[key] = old
-    model.policy.load_state_dict(target)
-
-
-def make_model(spec: dict[str, Any], level_models: dict[str, Path], monitor_dir: Path | None) -> BaseAlgorithm:
-    """The run's untrained model on its training environment (initialised from ``init_from`` if given)."""
-    env = make_env(spec, level_models, spec["seed"], monitor_dir)
-    model = ALGOS[spec["algo"]](spec["policy"], env, seed=spec["seed"], device="cpu", verbose=0, **spec["hyperparams"])
-    if spec["init_from"] is not None:
-        load_widened(model, level_models[spec["init_from"]])
-    return model
+def zoo_train_args(spec: dict[str, Any], hyperparams_file: Path, log_folder: Path) -> list[str]:
+    """The ``rl_zoo3.train`` flags of the run: rl_zoo3's own evaluation off (the entry's callback evaluates)."""
+    return [
+        "--algo", spec["algo"],
+        "--env", spec["env_id"],
+        "-conf", str(hyperparams_file),
+        "-f", str(log_folder),
+        "--seed", str(spec["seed"]),
+        "--eval-freq", "-1",
+        "--device", "cpu",
+        "--num-threads", "1",  # one process per run and per core: intra-op threads would oversubscribe
+        "--verbose", "0",
+    ]  # fmt: skip
 
 
 def train_run(
-    spec: dict[str, Any], level_files: dict[str, ray.ObjectRef], workers: int
+    spec: dict[str, Any], level_files: dict[str, tuple[str, ray.ObjectRef]], workers: int
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """
     Train one run in a temporary folder and return its files. Runs as a Ray task, on any machine.
 
     :param spec: The resolved run spec (see :func:`make_spec`).
-    :param level_files: The ``model.zip`` bytes of each pretrained level the run builds on, by name, in Ray's
-        object store (put there once by the harness, however many runs share a level).
+    :param level_files: Each pretrained level the run builds on, by name: its model's path in the output
+        folder, and the model's bytes in Ray's object store (put there once by the harness, however many
+        runs share a level).
     :param workers: Number of runs in parallel (recorded with the timing).
     :return: The content of ``run.json``, and every file of the run folder (path relative to it: bytes).
     """
-    th.set_num_threads(1)  # one process per run and per core: intra-op threads would oversubscribe
     with tempfile.TemporaryDirectory(prefix="sb3_lsp_run_") as scratch:
         folder, level_models = Path(scratch) / "run", {}
         folder.mkdir()
-        for name, content in level_files.items():
+        for name, (_, content) in level_files.items():
             level_models[name] = Path(scratch) / f"level_{slug(name)}.zip"
             level_models[name].write_bytes(ray.get(content))
         record = _train_into(spec, folder, level_models, workers)
+        # the run's config.yml names the levels where the output folder has them, so that rl_zoo3.enjoy replays it
+        config = next(folder.glob("*/config.yml"))
+        text = config.read_text()
+        for name, (path, _) in level_files.items():
+            text = text.replace(str(level_models[name]), path)
+        config.write_text(text)
         return record, {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
 def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path], workers: int) -> dict[str, Any]:
-    """Train the run ``spec`` into ``folder`` (model, evaluations, Monitor CSV, run.json); return run.json's content."""
-    model = make_model(spec, level_models, monitor_dir=folder)
-    eval_env = make_env(spec, level_models, spec["seed"] + 10_000, monitor_dir=None)
-    evaluation = InfoEvalCallback(
-        eval_env,
-        label=spec["label"],
-        n_eval_episodes=spec["eval_episodes"],
-        eval_freq=spec["eval_every"],
-        log_path=str(folder),
-        deterministic=True,
-    )
-    callbacks: list[BaseCallback] = [evaluation]
-    if "diagnostics" in spec:
-        diagnostics_env = make_env(spec, level_models, spec["seed"] + 20_000, monitor_dir=None)
-        every, episodes = int(spec["diagnostics"]["every"]), int(spec["diagnostics"]["episodes"])
-        callbacks.append(SACDiagnostics(diagnostics_env, every, episodes, folder / "diagnostics.csv"))
+    """
+    Train the run ``spec`` with ``rl_zoo3.train`` (in this process, so that a killed worker takes its
+    training with it) and make ``folder`` its RL Zoo run folder (model, ``config.yml``, Monitor CSV) plus
+    the evaluations and ``run.json``; return run.json's content.
+    """
+    log_folder = folder.parent / "zoo"
+    hyperparams_file = folder.parent / "hyperparams.yml"
+    hyperparams_file.write_text(yaml.safe_dump({spec["env_id"]: zoo_entry(spec, level_models, folder)}, sort_keys=False))
     start = time.perf_counter()
-    model.learn(spec["budget"], callback=callbacks)
+    zoo_main(["train", *zoo_train_args(spec, hyperparams_file, log_folder)])
     wall_s = time.perf_counter() - start
-    model.save(folder / "model.zip")
+    zoo_run = latest_run_folder(log_folder, spec["algo"], spec["env_id"])
+    for path in zoo_run.iterdir():
+        path.rename(folder / path.name)
+    (folder / "spec.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    steps = saved_num_timesteps(run_model(folder))
 
     record = {
         "label": spec["label"],
-        "steps": model.num_timesteps,
+        "steps": steps,
         "wall_s": round(wall_s, 1),
-        "steps_per_s": round(model.num_timesteps / wall_s, 1),  # evaluation included
+        "steps_per_s": round(steps / wall_s, 1),  # evaluation included
         "finished": datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -349,7 +343,7 @@ def run_all(
             path = level_model(spec, name, output)
             if path not in stored:
                 stored[path] = ray.put(path.read_bytes())
-            levels[name] = stored[path]
+            levels[name] = (str(path.resolve()), stored[path])
         pending[train.remote(spec, levels, workers)] = (folder, spec)
         log(f"queued: {spec['label']} ({spec['budget']} steps)")
     failed = []

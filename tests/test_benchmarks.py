@@ -25,7 +25,7 @@ from benchmarks.aggregate import (
     write_results,
 )
 from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs, slug
-from benchmarks.run import make_model
+from benchmarks.run import _train_into
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -82,7 +82,11 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
     assert len(runs) == 4
     for run in runs:
-        assert {"evaluations.npz", "model.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
+        # an RL Zoo run folder (the model as <env>.zip, rl_zoo3's config.yml and args.yml) plus the harness's files
+        assert {"evaluations.npz", "Pendulum-v1.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
+        zoo_config = dict(yaml.unsafe_load((run / "Pendulum-v1" / "config.yml").read_text()))
+        assert zoo_config["n_timesteps"] == 600 and zoo_config["batch_size"] == 32
+        assert yaml.unsafe_load((run / "Pendulum-v1" / "args.yml").read_text())["seed"] == int(run.name[-1])
         evaluations = read_evaluations(run)
         assert evaluations["step"].tolist() == [300, 600]
         assert (evaluations["episodes"] == 2).all() and evaluations["mean_return"].lt(0).all()
@@ -100,13 +104,13 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     # Second invocation: finished runs are skipped (models untouched); a run without its `done`
     # marker (interrupted) is trained again from scratch. Other sections of RESULTS.md survive.
     results.write_text(text + "\n## Speed\n\nsomeone else's table\n")
-    mtimes = {run: (run / "model.zip").stat().st_mtime_ns for run in runs}
+    mtimes = {run: (run / "Pendulum-v1.zip").stat().st_mtime_ns for run in runs}
     interrupted = output / "runs" / "SAC_LSPPolicy" / "Pendulum-v1" / "seed_1"
     (interrupted / "done").unlink()
     log, _, _ = run_harness(config, tmp_path)
     assert log.count("skip (done)") == 3 and log.count("restart (interrupted)") == 1 and log.count("done: ") == 1
     for run in runs:
-        assert ((run / "model.zip").stat().st_mtime_ns == mtimes[run]) == (run != interrupted)
+        assert ((run / "Pendulum-v1.zip").stat().st_mtime_ns == mtimes[run]) == (run != interrupted)
     text = results.read_text()
     assert text.count("<!-- benchmarks.run tiny: begin -->") == 1 and "someone else's table" in text
 
@@ -155,6 +159,12 @@ def test_hierarchy_fine_tuning_and_shaping_on_the_maze(tmp_path: Path) -> None:
     assert log.index("done: pretrained motion") < log.index("done: hierarchy")
     evaluations = read_evaluations(output / "runs" / "hierarchy" / "maze_goal_2" / "seed_0")
     assert evaluations["success_rate"].notna().all() and evaluations["final_distance"].gt(0).all()
+    # its RL Zoo config.yml names the frozen level where the output folder has it (rl_zoo3.enjoy replays the run)
+    run_folder = output / "runs" / "hierarchy" / "maze_goal_2" / "seed_0"
+    zoo_config = dict(yaml.unsafe_load((run_folder / "sb3_lsp-PointCrossMaze-v0" / "config.yml").read_text()))
+    (wrapper,) = zoo_config["env_wrapper"]
+    level = output.resolve() / "pretrained" / "motion" / "seed_0" / "sb3_lsp-PointAnyDirection-v0.zip"
+    assert wrapper["sb3_lsp.LatentActionWrapper"]["lower"] == str(level) and level.is_file()
     text = results.read_text()
     assert "success rate | final distance (m)" in text and "| maze goal 2 | hierarchy | 1 | 200 (+ 200) |" in text
 
@@ -503,7 +513,7 @@ def test_a_grid_on_a_ray_cluster_survives_a_killed_worker(tmp_path: Path) -> Non
         (method, 0) for method in ("SAC MlpPolicy", "SAC LSPPolicy")
     )
     for folder in output.glob("runs/*/Pendulum-v1/seed_*"):
-        assert (folder / "done").is_file() and (folder / "model.zip").is_file()
+        assert (folder / "done").is_file() and (folder / "Pendulum-v1.zip").is_file()
         assert read_evaluations(folder)["step"].tolist() == [600, 1200]
     assert "Task train_run failed. There are 3 retries remaining, so the task will be retried" in log  # the kill hit a run
     assert log.count("done: ") == 2 and "FAILED" not in log
@@ -523,12 +533,14 @@ def test_methods_cannot_override_shared_settings() -> None:
 
 @pytest.mark.parametrize("config_path", sorted((REPO / "benchmarks" / "configs").glob("*.yml")), ids=lambda p: p.stem)
 def test_shipped_configs_build(config_path: Path, tmp_path: Path) -> None:
-    """Every shipped config expands, and every run that needs no pretrained level builds its model."""
+    """Every shipped config expands, and every run that needs no pretrained level trains as an RL Zoo run (one step)."""
     config = load_config(config_path)
-    for _, spec in [*(run for phase in pretrained_specs(config) for run in phase), *grid_specs(config)]:
+    for index, (_, spec) in enumerate([*(run for phase in pretrained_specs(config) for run in phase), *grid_specs(config)]):
         if spec["seed"] == config["seeds"][0] and not spec["hierarchy"] and spec["init_from"] is None:
-            spec = spec | {"hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}  # do not allocate 1e6 transitions
-            make_model(spec, {}, monitor_dir=None)
+            # one step, one evaluation episode, no 1e6-transition buffer: the settings build and run
+            spec = spec | {"budget": 1, "eval_episodes": 1, "hyperparams": spec["hyperparams"] | {"buffer_size": 1000}}
+            (tmp_path / str(index) / "run").mkdir(parents=True)
+            assert _train_into(spec, tmp_path / str(index) / "run", {}, workers=1)["steps"] == 1
 
 
 def test_shared_settings_can_name_an_entry_of_the_shipped_hyperparams(tmp_path: Path) -> None:

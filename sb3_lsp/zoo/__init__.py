@@ -14,6 +14,7 @@ train, not to tune). Nothing is installed by importing ``sb3_lsp`` or this packa
 
 Modules: :mod:`~sb3_lsp.zoo.samplers` (the search space), :mod:`~sb3_lsp.zoo.experiment` (the
 experiment manager), :mod:`~sb3_lsp.zoo.storage` (journal and database storages),
+:mod:`~sb3_lsp.zoo.callbacks` (evaluation, diagnostics and fine-tuning for a YAML entry's ``callback``),
 :mod:`~sb3_lsp.zoo.layerwise` (``python -m sb3_lsp.hierarchy train``: a hierarchy's levels as RL
 Zoo runs, one on top of the other).
 """
