@@ -9,12 +9,14 @@ random steps (not timed), one SAC update per step:
      config's wrapper settings: the latent is held `action_repeat` Ant steps): `--decisions` decisions;
   3. a single-level baseline: SAC + LSPPolicy on the maze directly (the paper's four baselines all
      cost this per step; fine-tuning and reward shaping add nothing measurable).
-Level 1 runs on the level 0 just timed: its cost does not depend on how well level 0 walks.
+Each stage is an ``rl_zoo3.train`` run of the level's RL Zoo entry, as ``python -m sb3_lsp.hierarchy
+train`` runs it; level 1 runs on the level 0 just timed: its cost does not depend on how well level 0 walks.
 Prints a markdown section: throughput, cost per 100k steps (or decisions) and the wall-clock of the
 config's full run. RL Zoo's periodic evaluations come on top.
 """
 
 import argparse
+import inspect
 import shlex
 import sys
 import tempfile
@@ -23,26 +25,52 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.run import cpu_model
-from sb3_lsp import LatentActionWrapper  # importing sb3_lsp registers LSPPolicy and the envs
-from sb3_lsp.zoo.layerwise import load_config
+from sb3_lsp.zoo.layerwise import load_config, train_zoo_run, zoo_hyperparams
 
 
-def make_sac(level: dict[str, Any], env: gym.Env, seed: int) -> SAC:
-    """SAC with a level's hyperparameters, as rl_zoo3.train would build it (no normalisation in these configs)."""
-    kwargs = {k: v for k, v in level["hyperparams"].items() if k not in ("policy", "n_timesteps", "env_kwargs")}
-    return SAC(level["hyperparams"]["policy"], env, seed=seed, device="cpu", **kwargs)
+class UpdateRate(BaseCallback):
+    """
+    Times the steps after ``learning_starts`` (one SAC update each) and writes their rate, steps per
+    second, to ``path`` when training ends. Named by the YAML entry of each timed run.
+
+    :param path: Where the rate goes.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.start: float | None = None
+        self.start_steps = 0
+
+    def _on_step(self) -> bool:
+        if self.start is None and self.num_timesteps >= self.model.learning_starts:
+            self.start, self.start_steps = time.perf_counter(), self.num_timesteps
+        return True
+
+    def _on_training_end(self) -> None:
+        assert self.start is not None, "the run ended before learning_starts"
+        self.path.write_text(str((self.num_timesteps - self.start_steps) / (time.perf_counter() - self.start)))
 
 
-def timed_steps_per_second(model: SAC, steps: int) -> float:
-    model.learn(model.learning_starts)  # random actions into the replay buffer, no update yet
-    start = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
+def timed_rate(env_id: str, entry: dict[str, Any], steps: int, folder: Path, seed: int, threads: int) -> tuple[float, Path]:
+    """
+    An ``rl_zoo3.train`` run of ``entry`` for its ``learning_starts`` random steps (not timed) plus
+    ``steps`` timed ones; return their rate (steps per second) and the run folder.
+    """
+    learning_starts = entry.get("learning_starts", inspect.signature(SAC).parameters["learning_starts"].default)
+    rate_file = folder / "rate.txt"
+    entry = entry | {
+        "n_timesteps": learning_starts + steps,
+        "callback": [{"benchmarks.ant_maze_cost.UpdateRate": {"path": str(rate_file)}}],
+    }
+    zoo_args = ["--eval-freq", "-1", "--device", "cpu", "--num-threads", str(threads), "--verbose", "0"]
+    run = train_zoo_run(env_id, "sac", entry, folder, seed, zoo_args, label=f"timing {env_id}")
+    return float(rate_file.read_text()), run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,22 +81,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: one run per core)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    th.set_num_threads(args.threads)
 
     config = load_config(args.config)  # as `python -m sb3_lsp.hierarchy train` reads it (zoo: references resolved)
-    level_0, level_1 = config["levels"]
-    level_0_model = make_sac(level_0, gym.make(level_0["env"], **level_0["hyperparams"].get("env_kwargs", {})), args.seed)
-    level_0_rate = timed_steps_per_second(level_0_model, args.updates)
+    levels = config["levels"]
+    level_0, level_1 = levels
+    with tempfile.TemporaryDirectory() as scratch:
+        # each stage as `python -m sb3_lsp.hierarchy train` runs it: level 1 on the level 0 just timed
+        def stage(name: str, env_id: str, entry: dict[str, Any], steps: int) -> tuple[float, Path]:
+            return timed_rate(env_id, entry, steps, Path(scratch) / name, args.seed, args.threads)
 
-    maze_kwargs = level_1["hyperparams"].get("env_kwargs", {})
-    with tempfile.TemporaryDirectory() as folder:
-        level_0_model.save(Path(folder) / "level_0.zip")
-        wrapped = LatentActionWrapper(
-            gym.make(level_1["env"], **maze_kwargs), Path(folder) / "level_0.zip", **level_1["wrapper"]
-        )
-        level_1_rate = timed_steps_per_second(make_sac(level_1, wrapped, args.seed), args.decisions)
-    baseline = make_sac(level_1, gym.make(level_1["env"], **maze_kwargs), args.seed)
-    baseline_rate = timed_steps_per_second(baseline, args.updates)
+        level_0_rate, level_0_run = stage("level_0", level_0["env"], zoo_hyperparams(levels, 0, []), args.updates)
+        level_1_rate, _ = stage("level_1", level_1["env"], zoo_hyperparams(levels, 1, [level_0_run]), args.decisions)
+        baseline_rate, _ = stage("baseline", level_1["env"], level_1["hyperparams"], args.updates)  # no level below
 
     repeat = level_1["wrapper"].get("action_repeat", 1)
     level_0_total, level_1_total = float(level_0["hyperparams"]["n_timesteps"]), float(level_1["hyperparams"]["n_timesteps"])
@@ -82,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
 - Command: `{shlex.join(["python", "-m", "benchmarks.ant_maze_cost", *sys.argv[1:]])}`
 - Settings: `{args.config}` (the paper's: batch 128, 128x128 nets, 2 coupling layers, one update per step).
-- Machine: {cpu_model()}, {th.get_num_threads()} torch thread(s), torch {th.__version__}.
+- Machine: {cpu_model()}, {args.threads} torch thread(s), torch {th.__version__}.
 - Date: {date.today()}.
 
 | stage | unit | measured per s | wall-clock per 100k | full run (config) |
