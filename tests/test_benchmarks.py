@@ -712,3 +712,14 @@ def test_maze_exploration_counts_the_training_episodes_that_reach_the_goal() -> 
     assert summary is not None, completed.stdout
     reached, episodes = map(int, summary.groups())
     assert episodes == 30 and 0 <= reached <= episodes
+
+
+def test_flow_anatomy_of_an_untrained_gaussian_start_flow_finds_the_couplings_add_nothing(tmp_path: Path) -> None:
+    """At initialisation the default flow is SB3's Gaussian: its couplings change no action and no density."""
+    from stable_baselines3 import SAC
+
+    SAC("LSPPolicy", "sb3_lsp/MultiGoal-v0", buffer_size=10, seed=0).save(tmp_path / "model.zip")
+    command = [sys.executable, "-m", "benchmarks.flow_anatomy", str(tmp_path / "model.zip"), "--env", "sb3_lsp/MultiGoal-v0"]
+    completed = subprocess.run([*command, "--steps", "30"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert re.search(r"coupling log\|det\| -?0\.00, sampled shift 0\.000, deterministic shift 0\.000", completed.stdout)
