@@ -8,16 +8,18 @@ the start.
     python -m benchmarks.multigoal --seeds 0 1 2 3 4 --output benchmarks/results/multigoal
 
 Writes, under --output: ``goals.csv`` (method, seed, goal, share of trajectories), ``trajectories.png``
-(one panel per method and seed) and ``density.png`` (pi(a | s) at the origin, seed 0). Trained
-models are SB3 zips under --runs; a model already there is reused, so a stopped run resumes.
+(one panel per method and seed) and ``density.png`` (pi(a | s) at the origin, seed 0). Each model
+is an ``rl_zoo3.train`` run of the ``sb3_lsp/MultiGoal-v0`` entry of ``hyperparams/sac_lsp.yml``
+(``--runs/<method>/seed_<s>/``, an RL Zoo log folder); a model already there is reused, so a stopped
+run resumes.
 """
 
 import argparse
 import csv
 import platform
-import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import matplotlib
@@ -30,41 +32,32 @@ from stable_baselines3 import SAC
 
 import sb3_lsp
 from sb3_lsp.envs import MULTIGOAL_GOALS
+from sb3_lsp.hierarchy.levels import find_zoo_run_files
+from sb3_lsp.settings import with_zoo_entry
+from sb3_lsp.zoo.layerwise import latest_run_folder, train_zoo_run
 
 ENV_ID = "sb3_lsp/MultiGoal-v0"
 TRAJECTORIES = 50
-#: Shared by both methods. ent_coef is fixed at 10 (the 2017 paper's reward scale 0.1 with the
-#: temperature at 1): SB3's learned coefficient targets an entropy of -|A|, which a single-goal
-#: policy meets; with it both policies, and with ent_coef 1 both flows, went to one goal (seed 0, 6000 steps).
-SHARED = dict(learning_rate=3e-4, learning_starts=1000, batch_size=256, buffer_size=100_000, ent_coef=10.0)
-METHODS = {
-    "SAC MlpPolicy": ("MlpPolicy", {"net_arch": [128, 128]}),
-    "SAC LSPPolicy": (
-        "LSPPolicy",
-        {
-            "net_arch": [128, 128],
-            "flow": "paper_text",  # its embedding, as measured before the default flow changed
-            "gaussian_base": True,
-            "identity_init": True,
-            "fused_coupling": True,
-            "coupling_net_arch": [64, 64],
-            "coupling_layer_norm": True,
-        },
-    ),
+#: Each method: the ``sb3_lsp/MultiGoal-v0`` entry of ``hyperparams/sac_lsp.yml`` (every setting, and
+#: the flow), the Gaussian actor replacing the flow for MlpPolicy.
+METHODS: dict[str, dict[str, Any]] = {
+    "SAC MlpPolicy": {"policy": "MlpPolicy", "policy_kwargs": {"net_arch": [128, 128]}},
+    "SAC LSPPolicy": {},
 }
 
 
 def train(method: str, seed: int, steps: int, runs: Path) -> SAC:
-    path = runs / method.replace(" ", "_") / f"seed_{seed}" / "model.zip"
-    if path.is_file():
-        return SAC.load(path)
-    policy, policy_kwargs = METHODS[method]
-    model = SAC(policy, ENV_ID, seed=seed, policy_kwargs=policy_kwargs, **SHARED)
-    start = time.perf_counter()
-    model.learn(steps, progress_bar=True)
-    print(f"{method} seed {seed}: {steps} steps in {time.perf_counter() - start:.0f} s")
-    model.save(path)
-    return model
+    """The method's model for ``seed``: an ``rl_zoo3.train`` run under ``runs/<method>/seed_<seed>/``, reused if there."""
+    log_folder = runs / method.replace(" ", "_") / f"seed_{seed}"
+    try:
+        return SAC.load(find_zoo_run_files(latest_run_folder(log_folder, "sac", ENV_ID))[0])
+    except FileNotFoundError:  # not trained yet
+        pass
+    entry = with_zoo_entry({"zoo": {"file": "sac_lsp.yml", "env": ENV_ID}}, "benchmarks.multigoal")
+    entry |= {"n_timesteps": steps, **METHODS[method]}
+    zoo_args = ["--eval-freq", "-1", "--device", "cpu", "--num-threads", "1", "--verbose", "0", "--progress"]
+    run = train_zoo_run(ENV_ID, "sac", entry, log_folder, seed, zoo_args, f"{method} seed {seed}")
+    return SAC.load(find_zoo_run_files(run)[0])
 
 
 def rollouts(model: SAC, n: int) -> tuple[list[np.ndarray], np.ndarray]:
