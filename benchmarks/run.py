@@ -64,7 +64,8 @@ an ``rl_zoo3.train`` run (``python -m sb3_lsp.zoo train``) of an RL Zoo YAML ent
 (:func:`zoo_entry`: the frozen levels and ``env_wrapper`` as the entry's ``env_wrapper``, evaluation,
 diagnostics and ``init_from`` as its ``callback`` list, :mod:`sb3_lsp.zoo.callbacks`). Its folder
 OUTPUT/runs/<method>/<env>/seed_<s>/ is that RL Zoo run folder (the model ``<env>.zip``, rl_zoo3's
-``<env>/config.yml`` and ``args.yml``, Monitor's ``0.monitor.csv``), plus ``spec.yml`` (the resolved
+``<env>/config.yml`` and ``args.yml``, Monitor's ``0.monitor.csv``, SB3's TensorBoard logs of training
+and evaluation in ``tensorboard/``: ``tensorboard --logdir OUTPUT/runs``), plus ``spec.yml`` (the resolved
 run), ``evaluations.npz`` (SB3's ``EvalCallback`` file, with the final distance to the goal where
 the environment reports it: :class:`sb3_lsp.InfoEvalCallback`), ``run.json`` (timing, machine) and
 a ``done`` marker written last. Finished runs are skipped; a folder without ``done`` (an
@@ -182,13 +183,15 @@ def zoo_entry(spec: dict[str, Any], level_models: dict[str, Path], folder: Path)
     )
 
 
-def zoo_train_args(spec: dict[str, Any], hyperparams_file: Path, log_folder: Path) -> list[str]:
-    """The ``rl_zoo3.train`` flags of the run: rl_zoo3's own evaluation off (the entry's callback evaluates)."""
+def zoo_train_args(spec: dict[str, Any], hyperparams_file: Path, log_folder: Path, tensorboard: Path) -> list[str]:
+    """The ``rl_zoo3.train`` flags of the run: rl_zoo3's own evaluation off (the entry's callback evaluates),
+    SB3's training and evaluation logs to TensorBoard under ``tensorboard``."""
     return [
         "--algo", spec["algo"],
         "--env", spec["env_id"],
         "-conf", str(hyperparams_file),
         "-f", str(log_folder),
+        "--tensorboard-log", str(tensorboard),
         "--seed", str(spec["seed"]),
         "--eval-freq", "-1",
         "--device", "cpu",
@@ -236,7 +239,7 @@ def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path
     hyperparams_file = folder.parent / "hyperparams.yml"
     hyperparams_file.write_text(yaml.safe_dump({spec["env_id"]: zoo_entry(spec, level_models, folder)}, sort_keys=False))
     start = time.perf_counter()
-    zoo_main(["train", *zoo_train_args(spec, hyperparams_file, log_folder)])
+    zoo_main(["train", *zoo_train_args(spec, hyperparams_file, log_folder, folder / "tensorboard")])
     wall_s = time.perf_counter() - start
     zoo_run = latest_run_folder(log_folder, spec["algo"], spec["env_id"])
     for path in zoo_run.iterdir():

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from benchmarks.aggregate import (
     expected_runs,
@@ -87,6 +88,11 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
         zoo_config = dict(yaml.unsafe_load((run / "Pendulum-v1" / "config.yml").read_text()))
         assert zoo_config["n_timesteps"] == 600 and zoo_config["batch_size"] == 32
         assert yaml.unsafe_load((run / "Pendulum-v1" / "args.yml").read_text())["seed"] == int(run.name[-1])
+        # SB3's TensorBoard logs: training (the entropy coefficient) and the evaluations, at their steps
+        (events,) = run.glob("tensorboard/**/events.out.tfevents.*")
+        accumulator = EventAccumulator(str(events)).Reload()
+        assert {"train/ent_coef", "train/actor_loss", "eval/mean_reward"} <= set(accumulator.Tags()["scalars"])
+        assert [event.step for event in accumulator.Scalars("eval/mean_reward")] == [300, 600]
         evaluations = read_evaluations(run)
         assert evaluations["step"].tolist() == [300, 600]
         assert (evaluations["episodes"] == 2).all() and evaluations["mean_return"].lt(0).all()
