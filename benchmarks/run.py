@@ -65,7 +65,8 @@ an ``rl_zoo3.train`` run (``python -m sb3_lsp.zoo train``) of an RL Zoo YAML ent
 diagnostics and ``init_from`` as its ``callback`` list, :mod:`sb3_lsp.zoo.callbacks`). Its folder
 OUTPUT/runs/<method>/<env>/seed_<s>/ is that RL Zoo run folder (the model ``<env>.zip``, rl_zoo3's
 ``<env>/config.yml`` and ``args.yml``, Monitor's ``0.monitor.csv``, SB3's TensorBoard logs of training
-and evaluation in ``tensorboard/``: ``tensorboard --logdir OUTPUT/runs``), plus ``spec.yml`` (the resolved
+and evaluation in ``tensorboard/``: ``tensorboard --logdir OUTPUT/runs``), plus ``train.log`` (what
+rl_zoo3 printed; the console shows each evaluation's progress line), ``spec.yml`` (the resolved
 run), ``evaluations.npz`` (SB3's ``EvalCallback`` file, with the final distance to the goal where
 the environment reports it: :class:`sb3_lsp.InfoEvalCallback`), ``run.json`` (timing, machine) and
 a ``done`` marker written last. Finished runs are skipped; a folder without ``done`` (an
@@ -94,7 +95,9 @@ the final ``info`` of each evaluation episode gives ``is_success`` and ``distanc
 """
 
 import argparse
+import contextlib
 import functools
+import io
 import json
 import os
 import platform
@@ -107,7 +110,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import gymnasium as gym
 import ray
@@ -200,6 +203,24 @@ def zoo_train_args(spec: dict[str, Any], hyperparams_file: Path, log_folder: Pat
     ]  # fmt: skip
 
 
+class ProgressLines(io.TextIOBase):
+    """
+    A run's standard output: all of it into ``log``, and on to ``console`` only the lines that start
+    with the run's ``label`` (:class:`sb3_lsp.InfoEvalCallback`'s progress lines).
+    """
+
+    def __init__(self, log: TextIO, console: TextIO, label: str) -> None:
+        self.log, self.console, self.label, self._line = log, console, label, ""
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        *lines, self._line = (self._line + text).split("\n")
+        for line in lines:
+            if line.startswith(self.label):
+                print(line, file=self.console, flush=True)
+        return len(text)
+
+
 def train_run(
     spec: dict[str, Any], level_files: dict[str, tuple[str, ray.ObjectRef]], workers: int
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -239,7 +260,10 @@ def _train_into(spec: dict[str, Any], folder: Path, level_models: dict[str, Path
     hyperparams_file = folder.parent / "hyperparams.yml"
     hyperparams_file.write_text(yaml.safe_dump({spec["env_id"]: zoo_entry(spec, level_models, folder)}, sort_keys=False))
     start = time.perf_counter()
-    zoo_main(["train", *zoo_train_args(spec, hyperparams_file, log_folder, folder / "tensorboard")])
+    # rl_zoo3's messages (its settings, paths) into the run's train.log: the console of a grid keeps
+    # one progress line per evaluation of each run, as the harness printed before runs were RL Zoo runs
+    with (folder / "train.log").open("w") as log, contextlib.redirect_stdout(ProgressLines(log, sys.stdout, spec["label"])):
+        zoo_main(["train", *zoo_train_args(spec, hyperparams_file, log_folder, folder / "tensorboard")])
     wall_s = time.perf_counter() - start
     zoo_run = latest_run_folder(log_folder, spec["algo"], spec["env_id"])
     for path in zoo_run.iterdir():

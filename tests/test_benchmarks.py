@@ -79,12 +79,15 @@ def test_grid_outputs_and_resume(tmp_path: Path) -> None:
     assert log.count("skip (done)") == 2 and log.count("done: ") == 2
     # every evaluation's progress line reaches the console (Ray would fold those that differ in numbers)
     assert log.count(": step 300, return") == 2 and log.count(": step 600, return") == 2 and "[repeated" not in log
+    # rl_zoo3's own messages go to each run's train.log, not to the grid's console
+    assert "Log path:" not in log and "Default hyperparameters" not in log
 
     runs = sorted(output.glob("runs/*/Pendulum-v1/seed_*"))
     assert len(runs) == 4
     for run in runs:
         # an RL Zoo run folder (the model as <env>.zip, rl_zoo3's config.yml and args.yml) plus the harness's files
         assert {"evaluations.npz", "Pendulum-v1.zip", "spec.yml", "run.json", "done"} <= {p.name for p in run.iterdir()}
+        assert "Log path:" in (run / "train.log").read_text()
         zoo_config = dict(yaml.unsafe_load((run / "Pendulum-v1" / "config.yml").read_text()))
         assert zoo_config["n_timesteps"] == 600 and zoo_config["batch_size"] == 32
         assert yaml.unsafe_load((run / "Pendulum-v1" / "args.yml").read_text())["seed"] == int(run.name[-1])
