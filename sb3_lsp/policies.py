@@ -11,7 +11,7 @@ from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim, is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
-from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
@@ -96,6 +96,16 @@ def default_flow_kwargs(action_dim: int) -> dict[str, Any]:
     return FLOW_PRESETS[DEFAULT_FLOW](action_dim)
 
 
+def scale_group_learning_rates(optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """
+    Before each step: every parameter group after the first learns at its ``lr_scale`` times the
+    first group's learning rate. SB3 sets every group to its schedule's value before each update
+    (``update_learning_rate``), so a scale set once would be overwritten.
+    """
+    for group in optimizer.param_groups[1:]:
+        group["lr"] = optimizer.param_groups[0]["lr"] * group["lr_scale"]
+
+
 class LSPActor(BasePolicy):
     """
     Latent-space policy actor: ``a = tanh(f(h; s))``, ``h ~ N(0, I)``, ``f`` a real-NVP flow.
@@ -128,6 +138,8 @@ class LSPActor(BasePolicy):
     :param context_projection: One Linear map of the embedding gives every flow layer's use of it
         (the Gaussian layer's mean and log-std, each ``s``/``t`` network's first-layer context part):
         the same function in fewer, larger operations.
+    :param coupling_lr_scale: The coupling layers' share of the actor's learning rate
+        (:meth:`parameter_groups`).
     """
 
     action_space: spaces.Box
@@ -153,6 +165,7 @@ class LSPActor(BasePolicy):
         coupling_layer_norm: bool = False,
         fused_coupling: bool = False,
         context_projection: bool = False,
+        coupling_lr_scale: float = 1.0,
     ) -> None:
         super().__init__(
             observation_space,
@@ -161,6 +174,7 @@ class LSPActor(BasePolicy):
             normalize_images=normalize_images,
             squash_output=True,
         )
+        self.coupling_lr_scale = coupling_lr_scale
         self.features_dim = features_dim
         self.activation_fn = activation_fn
         self.action_dim = get_action_dim(action_space)
@@ -231,7 +245,22 @@ class LSPActor(BasePolicy):
         self._build_flow(saved)
         self.to(device)
         if hasattr(self, "optimizer"):
-            self.optimizer = type(self.optimizer)(self.parameters(), **self.optimizer.defaults)
+            self.optimizer = type(self.optimizer)(self.parameter_groups(), **self.optimizer.defaults)
+            if self.coupling_lr_scale != 1.0:
+                self.optimizer.register_step_pre_hook(scale_group_learning_rates)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """
+        The actor's parameters as optimizer groups: one, or with ``coupling_lr_scale`` two, the coupling
+        layers' own parameters in the second with their ``lr_scale`` (their share of the flow's one
+        context projection, with ``context_projection``, stays in the first).
+        """
+        if self.coupling_lr_scale == 1.0:
+            return [{"params": list(self.parameters())}]
+        couplings = {id(parameter) for layer in self.flow._couplings for parameter in layer.parameters()}
+        rest = [parameter for parameter in self.parameters() if id(parameter) not in couplings]
+        coupling_parameters = [parameter for layer in self.flow._couplings for parameter in layer.parameters()]
+        return [{"params": rest}, {"params": coupling_parameters, "lr_scale": self.coupling_lr_scale}]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -239,6 +268,7 @@ class LSPActor(BasePolicy):
             features_extractor=self.features_extractor,
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
+            coupling_lr_scale=self.coupling_lr_scale,
             **self.flow_kwargs(),
         )
         return data
@@ -459,9 +489,11 @@ class _LatentSpacePolicyMixin:
         coupling_layer_norm: bool | None = None,
         fused_coupling: bool | None = None,
         context_projection: bool | None = None,
+        coupling_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in FLOW_KWARG_NAMES and value is not None}
+        self.coupling_lr_scale = finite_number("coupling_lr_scale", coupling_lr_scale, positive=True)
         # Checked before building anything, so errors name the user's mistake, not torch's.
         self.flow_kwargs = _resolve_flow_kwargs(action_space, given if flow is None else {**given, "flow": flow})
         # What a model saved by release 0.1.0 (no flow settings in its weights, and no ``flow``
@@ -485,7 +517,7 @@ class _LatentSpacePolicyMixin:
     def _refuse_unknown_arguments(cls, kwargs: dict[str, Any]) -> None:
         """A misspelt policy_kwargs key gets the closest valid name, not torch's or SB3's TypeError."""
         base = next(klass for klass in cls.__mro__ if klass in (SACPolicy, TQCPolicy))
-        known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES) | {"flow"}
+        known = set(inspect.signature(base.__init__).parameters) | set(FLOW_KWARG_NAMES) | {"flow", "coupling_lr_scale"}
         refuse_unknown_keys(kwargs, known - {"self", "kwargs"}, f"{cls.policy_alias} policy_kwargs key")
 
     @classmethod
@@ -517,6 +549,16 @@ class _LatentSpacePolicyMixin:
         self.flow_kwargs = self.actor.flow_kwargs()
         return result
 
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        if self.coupling_lr_scale != 1.0:  # SB3 built the actor's optimizer over one group of every parameter
+            self.actor.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+                self.actor.parameter_groups(),
+                lr=lr_schedule(1),
+                **self.optimizer_kwargs,  # type: ignore[attr-defined]
+            )
+            self.actor.optimizer.register_step_pre_hook(scale_group_learning_rates)
+
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LSPActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)  # type: ignore[attr-defined]
         return LSPActor(
@@ -527,11 +569,12 @@ class _LatentSpacePolicyMixin:
             activation_fn=actor_kwargs["activation_fn"],
             normalize_images=actor_kwargs["normalize_images"],
             **self.flow_kwargs,
+            coupling_lr_scale=self.coupling_lr_scale,
         ).to(self.device)  # type: ignore[attr-defined]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(self.flow_kwargs)
+        data.update(self.flow_kwargs, coupling_lr_scale=self.coupling_lr_scale)
         return data
 
     def set_training_mode(self, mode: bool) -> None:
@@ -589,6 +632,9 @@ class LSPPolicy(_LatentSpacePolicyMixin, SACPolicy):
     :param context_projection: One Linear map of the embedding gives every flow layer's use of it:
         the Gaussian layer's mean and log-std and each ``s``/``t`` network's first-layer context
         part. The same function as without, in fewer and larger operations (default True; paper text False).
+    :param coupling_lr_scale: The coupling layers learn at this fraction of the actor's learning rate
+        (and of its schedule), the Gaussian layer, the embedding and the context projection at all of
+        it (default 1). Below 1 the Gaussian layer leads and the couplings refine what it learned.
     :param kwargs: Every other :class:`stable_baselines3.sac.policies.SACPolicy` argument.
     """
 

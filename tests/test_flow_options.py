@@ -331,3 +331,34 @@ def test_weights_of_another_flow_rebuild_the_actor_in_place(saved_by: str) -> No
     obs = th.randn(16, 3)
     with th.no_grad():
         assert th.equal(new.actor(obs, deterministic=True), old.actor(obs, deterministic=True))
+
+
+@pytest.mark.parametrize("algo", [SAC, TQC])
+def test_coupling_lr_scale_slows_the_couplings_alone_and_survives_save_and_load(algo, tmp_path: Path) -> None:
+    """Adam's first step moves each parameter by its learning rate: the couplings' by 0.1 of the others'."""
+    lr = 1e-3
+    kwargs = dict(learning_rate=lr, learning_starts=50, batch_size=32, buffer_size=200, seed=0)
+    model = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"coupling_lr_scale": 0.1}, **kwargs)
+    coupling_ids = {id(p) for layer in model.actor.flow._couplings for p in layer.parameters()}
+    before = {name: p.detach().clone() for name, p in model.actor.named_parameters()}
+    model.learn(51)  # one gradient step (SAC updates once num_timesteps passes learning_starts)
+    moved = {name: (p.detach() - before[name]).abs().max().item() for name, p in model.actor.named_parameters()}
+    is_coupling = {name: id(p) in coupling_ids for name, p in model.actor.named_parameters()}
+    coupling_step = max(step for name, step in moved.items() if is_coupling[name])
+    other_step = max(step for name, step in moved.items() if not is_coupling[name])
+    assert coupling_step == pytest.approx(0.1 * lr, rel=1e-3) and other_step == pytest.approx(lr, rel=1e-3)
+    # SB3 resets every group to its schedule before each update; the couplings keep their share
+    groups = model.actor.optimizer.param_groups
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
+
+    model.save(tmp_path / "model.zip")
+    loaded = algo.load(tmp_path / "model.zip", env=model.get_env())
+    saved, restored = model.actor.optimizer.state_dict(), loaded.actor.optimizer.state_dict()
+    assert loaded.policy.coupling_lr_scale == 0.1 and restored["param_groups"] == saved["param_groups"]
+    for index, state in saved["state"].items():
+        assert all(th.equal(value, restored["state"][index][key]) for key, value in state.items())
+    loaded.learn(10, reset_num_timesteps=False)
+    assert loaded.actor.optimizer.param_groups[1]["lr"] == pytest.approx(0.1 * loaded.actor.optimizer.param_groups[0]["lr"])
+
+    with pytest.raises(ValueError, match="coupling_lr_scale must be a finite positive number"):
+        algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"coupling_lr_scale": 0.0}, **kwargs)
