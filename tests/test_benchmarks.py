@@ -432,7 +432,10 @@ def wait_for_a_run(harness: subprocess.Popen, root: int, timeout: float = 90) ->
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 @pytest.mark.timeout(180)
 def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
-    """A ``kill`` of the harness (SIGTERM to it alone, not its process group) ends the runs it started."""
+    """
+    A ``kill`` of the harness (SIGTERM to it alone, not its process group) ends the runs it started.
+    Its runs have the harness's priority (started at nice +3 here), not Ray's worker niceness 15.
+    """
     config = {
         "name": "long",
         "title": "One long run",
@@ -446,9 +449,12 @@ def test_killing_the_harness_stops_its_runs(tmp_path: Path) -> None:
     (tmp_path / "config.yml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "benchmarks.run", str(tmp_path / "config.yml"), "--workers", "1"]
     command += ["--output", str(tmp_path / "out"), "--results", str(tmp_path / "RESULTS.md")]
-    harness = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_a_run(harness, harness.pid)  # the local Ray instance is the harness's own
+    harness = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(3)
+    )
+    runs = wait_for_a_run(harness, harness.pid)  # the local Ray instance is the harness's own
     started = descendants(harness.pid)
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in runs} == {os.nice(0) + 3}
 
     harness.terminate()
     harness.wait(timeout=30)
