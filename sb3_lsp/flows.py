@@ -453,7 +453,7 @@ class ConditionalRealNVP(nn.Module):
 
     :param dim: Dimension ``D`` of ``h`` and ``u``.
     :param context_dim: Dimension ``C`` of the observation embedding.
-    :param n_layers: Number of coupling layers ``K``.
+    :param n_layers: Number of coupling layers ``K`` (``K = 0`` with ``gaussian_base``: the Gaussian layer alone).
     :param hidden_sizes: Hidden layer sizes of each ``s`` and ``t`` network.
     :param log_scale_bound: Soft bound on each layer's log-scale.
     :param activation_fn: Hidden activation of the ``s`` and ``t`` networks.
@@ -549,6 +549,8 @@ class ConditionalRealNVP(nn.Module):
     ) -> tuple[th.Tensor, th.Tensor | None]:
         """The coupling layers in order, on the two halves kept apart from the first layer to the last."""
         contexts = contexts[1:] if self.gaussian_base else contexts
+        if not self._couplings:  # the Gaussian layer alone: no halves to cut and join again
+            return u, log_det
         if self.dim == 1:
             for layer, context in zip(self._couplings, contexts, strict=True):
                 u, layer_log_det = layer(u, context, with_log_det)
@@ -569,6 +571,8 @@ class ConditionalRealNVP(nn.Module):
         """Inverse of :meth:`_couple`: the coupling layers in reverse order."""
         contexts = contexts[1:] if self.gaussian_base else contexts
         log_det = None
+        if not self._couplings:
+            return u, log_det
         if self.dim == 1:
             for layer, context in zip(reversed(self._couplings), reversed(contexts), strict=True):
                 u, layer_log_det = layer.inverse(u, context, with_log_det)

@@ -1,6 +1,7 @@
 """Latent-space policies: a real-NVP flow actor for SAC (``LSPPolicy``) and TQC (``TQCLSPPolicy``)."""
 
 import inspect
+import numbers
 import warnings
 from typing import Any, ClassVar
 
@@ -121,7 +122,8 @@ class LSPActor(BasePolicy):
     :param action_space: Action space (a ``Box``).
     :param features_extractor: Network to extract features (``nn.Flatten`` for vectors).
     :param features_dim: Number of features.
-    :param n_coupling_layers: Number of affine coupling layers.
+    :param n_coupling_layers: Number of affine coupling layers (0 with ``gaussian_base``: SB3's
+        squashed Gaussian alone).
     :param coupling_net_arch: Hidden layer sizes of each ``s`` and ``t`` network.
     :param embedding_net_arch: Hidden layer sizes of the observation embedding MLP.
     :param embedding_dim: Output size of the observation embedding.
@@ -257,9 +259,11 @@ class LSPActor(BasePolicy):
         """
         if self.coupling_lr_scale == 1.0:
             return [{"params": list(self.parameters())}]
-        couplings = {id(parameter) for layer in self.flow._couplings for parameter in layer.parameters()}
-        rest = [parameter for parameter in self.parameters() if id(parameter) not in couplings]
         coupling_parameters = [parameter for layer in self.flow._couplings for parameter in layer.parameters()]
+        if not coupling_parameters:  # no coupling layer: nothing to scale
+            return [{"params": list(self.parameters())}]
+        couplings = {id(parameter) for parameter in coupling_parameters}
+        rest = [parameter for parameter in self.parameters() if id(parameter) not in couplings]
         return [{"params": rest}, {"params": coupling_parameters, "lr_scale": self.coupling_lr_scale}]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -391,7 +395,6 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
         )
     start = default_flow_kwargs if preset is None else FLOW_PRESETS[preset]
     kwargs = {**start(get_action_dim(action_space)), **given}
-    kwargs["n_coupling_layers"] = positive_int("n_coupling_layers", kwargs["n_coupling_layers"])
     kwargs["embedding_dim"] = positive_int("embedding_dim", kwargs["embedding_dim"])
     for name in ("coupling_net_arch", "embedding_net_arch"):
         sizes = kwargs[name]
@@ -411,6 +414,18 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
         if not isinstance(kwargs[name], (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}.")
         kwargs[name] = bool(kwargs[name])
+    layers = kwargs["n_coupling_layers"]
+    if isinstance(layers, numbers.Integral) and not isinstance(layers, bool) and layers == 0:
+        # With the Gaussian first layer and no coupling layer the actor is SB3's squashed Gaussian
+        # itself: the ablation that shows what the couplings add. Without it nothing would be learned.
+        if not kwargs["gaussian_base"]:
+            raise ValueError(
+                "n_coupling_layers=0 leaves the flow without any layer, so the actor could not learn: "
+                "it needs gaussian_base=True (then the actor is SB3's squashed Gaussian), or use 1 or more layers."
+            )
+        kwargs["n_coupling_layers"] = 0
+    else:
+        kwargs["n_coupling_layers"] = positive_int("n_coupling_layers", layers)
     return kwargs
 
 
@@ -609,7 +624,8 @@ class LSPPolicy(_LatentSpacePolicyMixin, SACPolicy):
     :param flow: The named flow to start from: ``"gaussian_start"`` (SB3's squashed Gaussian at
         initialisation, couplings that can only add to it; chosen by measurement, see
         benchmarks/RESULTS.md) or ``"paper_text"`` (the paper's appendix A).
-    :param n_coupling_layers: Number of affine coupling layers (default 2).
+    :param n_coupling_layers: Number of affine coupling layers (default 2; 0 with ``gaussian_base``
+        leaves SB3's squashed Gaussian alone, the ablation of the couplings).
     :param coupling_net_arch: Hidden sizes of each ``s``/``t`` network (default ``[|A|]``).
     :param coupling_activation_fn: Hidden activation of the ``s``/``t`` networks (default ``nn.Tanh``).
     :param embedding_net_arch: Hidden sizes of the observation embedding (default ``[256]``;

@@ -33,6 +33,7 @@ OPTIONS = {
     "fused_coupling": {"fused_coupling": True},
     "context_projection": {"context_projection": True},
     "context_projection_unfused_gaussian": {"context_projection": True, "gaussian_base": True, "coupling_net_arch": [4, 3]},
+    "no_couplings (the Gaussian layer alone)": {"flow": "gaussian_start", "n_coupling_layers": 0},
     "all": {
         "identity_init": True,
         "gaussian_base": True,
@@ -215,8 +216,9 @@ def test_context_projection_starts_from_the_same_distribution_of_weights() -> No
         {},
         {"context_projection": False},
         {"flow": "paper_text", "gaussian_base": True, "identity_init": True},
+        {"n_coupling_layers": 0},
     ],
-    ids=["default", "default_unprojected", "paper_text"],
+    ids=["default", "default_unprojected", "paper_text", "no_couplings"],
 )
 def test_gaussian_start_is_exactly_sb3s_squashed_gaussian(action_dim: int, flow_kwargs: dict) -> None:
     """The default flow, and any flow with gaussian_base and identity_init, starts as SB3's squashed Gaussian."""

@@ -143,7 +143,8 @@ def test_gsde_is_rejected_with_an_explanation() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_coupling_layers": 0}, "n_coupling_layers must be a positive integer"),
+        ({"n_coupling_layers": 0, "flow": "paper_text"}, r"n_coupling_layers=0 .* needs gaussian_base=True"),
+        ({"n_coupling_layers": -1}, "n_coupling_layers must be a positive integer"),
         ({"n_coupling_layers": 2.5}, "n_coupling_layers must be a positive integer"),
         ({"coupling_net_arch": [0]}, r"coupling_net_arch entries \(hidden layer sizes\) must be a positive integer"),
         ({"coupling_net_arch": 64}, "coupling_net_arch must be a list of positive integers"),
