@@ -342,7 +342,7 @@ def test_a_killed_worker_on_a_journal_is_rerun_by_the_next_worker_on_its_host(tm
             {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coeff": 0.1}}]},
             "sb3_lsp.LatentActionWrapper argument in env_wrapper: 'prior_coeff'; did you mean 'prior_coef'",
         ),
-        ("sac", {"policy_kwargs": "dict(n_coupling_layers=0)"}, "n_coupling_layers must be a positive integer"),
+        ("sac", {"policy_kwargs": "dict(n_coupling_layers=-1)"}, "n_coupling_layers must be a positive integer"),
         (
             "sac",
             {"env_wrapper": [{"sb3_lsp.LatentActionWrapper": {"lower": "nowhere", "prior_coef": "1e-1"}}]},
