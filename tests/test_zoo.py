@@ -28,7 +28,7 @@ from sb3_contrib import TQC
 from stable_baselines3 import SAC
 
 from sb3_lsp import LSPPolicy, TQCLSPPolicy
-from sb3_lsp.zoo import flow_kwargs, make_storage
+from sb3_lsp.zoo import FLOW_PARAMS, flow_kwargs, make_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 # Few steps, and learning only over the last ones: a trial or run is seconds, not minutes
@@ -272,8 +272,9 @@ def wait_for_a_learning_trial(load: Callable[[], optuna.Study], pid: int) -> lis
     while time.monotonic() < deadline:
         with contextlib.suppress(KeyError, FileNotFoundError):  # the study does not exist yet
             running = load().get_trials(states=(TrialState.RUNNING,))
-            # embedding_dim is the last parameter sampled
-            killed = [t for t in running if t.user_attrs.get("worker", "").endswith(f":{pid}") and "embedding_dim" in t.params]
+            # The flow's parameters are sampled last: with all of them the trial is learning
+            sampled = [t for t in running if all(name in t.params for name in FLOW_PARAMS)]
+            killed = [t for t in sampled if t.user_attrs.get("worker", "").endswith(f":{pid}")]
             if killed:
                 return killed
         time.sleep(0.2)
