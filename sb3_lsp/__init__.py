@@ -19,6 +19,7 @@ from sb3_lsp.plotting import action_density, plot_action_density
 from sb3_lsp.policies import (
     FLOW_PRESETS,
     SAC_POLICY_ALIASES,
+    SB3_SQUASH_EPSILON,
     TQC_POLICY_ALIASES,
     CnnLSPPolicy,
     LSPActor,
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> type:
 
 __all__ = [
     "FLOW_PRESETS",
+    "SB3_SQUASH_EPSILON",
     "CnnLSPPolicy",
     "ConditionalRealNVP",
     "ElementwiseAffine",

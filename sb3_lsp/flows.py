@@ -645,44 +645,56 @@ def _add_log_det(total: th.Tensor | None, term: th.Tensor | None) -> th.Tensor |
 class TanhSquash:
     """
     ``a = tanh(u)``, mapping the real line onto the open action box ``(-1, 1)``: the one place
-    where the actor squashes (named apart from SB3's ``TanhBijector``, which computes the
-    log-determinant with an epsilon inside the log).
+    where the actor squashes (named apart from SB3's ``TanhBijector``).
 
-    ``log(1 - tanh(u)^2)`` is computed as ``2 * (log 2 - u - softplus(-2u))``, which is exact
-    and finite for every float ``u`` (the authors' code added ``1e-6`` inside the log instead).
+    With ``epsilon = 0`` (the default) ``log(1 - tanh(u)^2)`` is exact, computed as
+    ``2 * (log 2 - u - softplus(-2u))``, finite for every float ``u``. With ``epsilon > 0`` it is
+    ``log(1 - tanh(u)^2 + epsilon)``, as SB3's ``SquashedDiagGaussianDistribution`` and the
+    authors' code compute it with ``epsilon = 1e-6``: the log-determinant then stops falling at
+    ``log(epsilon)`` per coordinate, so a saturated action is no longer pulled back by the entropy
+    term (``d/du log(1 - tanh(u)^2) -> -2 sign(u)`` exactly, but ``-> 0`` with the epsilon), and the
+    density integrates to slightly less than 1.
     """
 
     @staticmethod
-    def log_abs_det_jacobian(u: th.Tensor) -> th.Tensor:
+    def log_abs_det_jacobian(u: th.Tensor, epsilon: float = 0.0) -> th.Tensor:
         """
         :param u: Pre-squash values, shape ``(B, D)``.
+        :param epsilon: Added inside the log (0: exact).
         :return: ``log|det da/du|``, shape ``(B,)``.
         """
+        if epsilon:
+            return th.log(1.0 - th.tanh(u) ** 2 + epsilon).sum(dim=-1)
         return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=-1)
 
     @staticmethod
-    def forward(u: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
+    def forward(u: th.Tensor, with_log_det: bool = True, epsilon: float = 0.0) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param u: Pre-squash values, shape ``(B, D)``.
         :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :param epsilon: Added inside the log of the log-determinant (0: exact).
         :return: ``a = tanh(u)`` of shape ``(B, D)`` and ``log|det da/du|`` of shape ``(B,)``.
         """
-        return th.tanh(u), TanhSquash.log_abs_det_jacobian(u) if with_log_det else None
+        return th.tanh(u), TanhSquash.log_abs_det_jacobian(u, epsilon) if with_log_det else None
 
     @staticmethod
-    def squashed_normal_log_prob(h: th.Tensor, u: th.Tensor, flow_log_det: th.Tensor) -> th.Tensor:
+    def squashed_normal_log_prob(h: th.Tensor, u: th.Tensor, flow_log_det: th.Tensor, epsilon: float = 0.0) -> th.Tensor:
         """
         ``log pi(a) = log N(h; 0, I) - log|det du/dh| - log|det da/du|`` for ``a = tanh(u)``, ``u = f(h)``.
 
-        One pass over the coordinates, ``sum(2 (u + softplus(-2u)) - h^2 / 2)``, then the constants
-        ``D (log(2 pi) / 2 + 2 log 2)``: the same value as :func:`standard_normal_log_prob` and
-        :meth:`log_abs_det_jacobian` apart, in 7 ops instead of 12 (each with its backward).
+        Exact (``epsilon = 0``): one pass over the coordinates, ``sum(2 (u + softplus(-2u)) - h^2 / 2)``,
+        then the constants ``D (log(2 pi) / 2 + 2 log 2)``: the same value as
+        :func:`standard_normal_log_prob` and :meth:`log_abs_det_jacobian` apart, in 7 ops instead
+        of 12 (each with its backward).
 
         :param h: Latents, shape ``(B, D)``.
         :param u: Their image under the flow, shape ``(B, D)``.
         :param flow_log_det: ``log|det du/dh|``, shape ``(B,)``.
+        :param epsilon: Added inside the log of the squash's log-determinant (0: exact).
         :return: ``log pi(a)``, shape ``(B,)``.
         """
+        if epsilon:
+            return standard_normal_log_prob(h) - flow_log_det - TanhSquash.log_abs_det_jacobian(u, epsilon)
         per_coordinate = th.addcmul(u + F.softplus(-2.0 * u), h, h, value=-0.25)
         constant = h.shape[-1] * (0.5 * math.log(2.0 * math.pi) + 2.0 * math.log(2.0))
         return th.add(th.rsub(flow_log_det, -constant), per_coordinate.sum(dim=-1), alpha=2.0)
@@ -700,14 +712,21 @@ class TanhSquash:
         return th.atanh(a.clamp(-edge, edge))
 
     @staticmethod
-    def inverse(a: th.Tensor, with_log_det: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
+    def inverse(a: th.Tensor, with_log_det: bool = True, epsilon: float = 0.0) -> tuple[th.Tensor, th.Tensor | None]:
         """
         :param a: Actions, shape ``(B, D)`` (clipped as by :meth:`clipped_atanh`).
         :param with_log_det: Compute the log-determinant (otherwise ``None`` is returned for it).
+        :param epsilon: Added inside the log of the log-determinant (0: exact). It is then
+            ``-log(1 - a^2 + epsilon)`` of the action as given, as SB3 computes it, so that an action
+            on the box edge gets ``-log(epsilon)``.
         :return: ``u = atanh(a)`` of shape ``(B, D)`` and ``log|det du/da|`` of shape ``(B,)``.
         """
         u = TanhSquash.clipped_atanh(a)
-        return u, -TanhSquash.log_abs_det_jacobian(u) if with_log_det else None
+        if not with_log_det:
+            return u, None
+        if epsilon:
+            return u, -th.log(1.0 - a**2 + epsilon).sum(dim=-1)
+        return u, -TanhSquash.log_abs_det_jacobian(u)
 
 
 def __getattr__(name: str) -> type:

@@ -35,7 +35,11 @@ FLOW_SWITCHES: dict[str, bool] = {
     "fused_coupling": False,
     "context_projection": False,
 }
-#: Every flow ``policy_kwargs`` key (the switches, the sizes and the s/t activation).
+#: ``log(1 - tanh(u)^2 + epsilon)``'s epsilon in SB3's squashed Gaussian and the authors' code.
+SB3_SQUASH_EPSILON = 1e-6
+#: Flow settings added after release 0.1.0 that are not switches, at the value of every model saved before them.
+LATER_FLOW_SETTINGS: dict[str, Any] = {"squash_epsilon": 0.0}
+#: Every flow ``policy_kwargs`` key (the switches, the sizes, the s/t activation and the squash's epsilon).
 FLOW_KWARG_NAMES = (
     "n_coupling_layers",
     "coupling_net_arch",
@@ -44,6 +48,7 @@ FLOW_KWARG_NAMES = (
     "embedding_dim",
     "log_scale_bound",
     *FLOW_SWITCHES,
+    *LATER_FLOW_SETTINGS,
 )
 
 
@@ -61,6 +66,7 @@ def paper_text_flow_kwargs(action_dim: int) -> dict[str, Any]:
         embedding_dim=2 * action_dim,
         log_scale_bound=DEFAULT_LOG_SCALE_BOUND,
         **FLOW_SWITCHES,
+        **LATER_FLOW_SETTINGS,
     )
 
 
@@ -140,6 +146,8 @@ class LSPActor(BasePolicy):
     :param context_projection: One Linear map of the embedding gives every flow layer's use of it
         (the Gaussian layer's mean and log-std, each ``s``/``t`` network's first-layer context part):
         the same function in fewer, larger operations.
+    :param squash_epsilon: ``epsilon`` in the squash's ``log(1 - tanh(u)^2 + epsilon)``: 0 is exact,
+        :data:`SB3_SQUASH_EPSILON` is SB3's (:class:`~sb3_lsp.flows.TanhSquash`).
     :param coupling_lr_scale: The coupling layers' share of the actor's learning rate
         (:meth:`parameter_groups`).
     """
@@ -167,6 +175,7 @@ class LSPActor(BasePolicy):
         coupling_layer_norm: bool = False,
         fused_coupling: bool = False,
         context_projection: bool = False,
+        squash_epsilon: float = 0.0,
         coupling_lr_scale: float = 1.0,
     ) -> None:
         super().__init__(
@@ -195,6 +204,7 @@ class LSPActor(BasePolicy):
                 coupling_layer_norm=coupling_layer_norm,
                 fused_coupling=fused_coupling,
                 context_projection=context_projection,
+                squash_epsilon=squash_epsilon,
             )
         )
 
@@ -237,8 +247,9 @@ class LSPActor(BasePolicy):
         return self.flow_state(self.flow_kwargs())
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        # A switch added after a model was saved is off in it (FLOW_SWITCHES: all off is release 0.1.0).
-        saved = {**FLOW_SWITCHES, **state, "coupling_activation_fn": getattr(nn, state["coupling_activation_fn"])}
+        # A setting added after a model was saved is off in it (FLOW_SWITCHES: all off is release 0.1.0).
+        activation = getattr(nn, state["coupling_activation_fn"])
+        saved = {**FLOW_SWITCHES, **LATER_FLOW_SETTINGS, **state, "coupling_activation_fn": activation}
         if saved == self.flow_kwargs():
             return
         # Weights of another flow (such as a release 0.1.0 model under newer defaults): rebuild in
@@ -316,7 +327,7 @@ class LSPActor(BasePolicy):
         if not with_log_prob:
             return actions, None
         assert flow_log_det is not None
-        return actions, TanhSquash.squashed_normal_log_prob(h, u, flow_log_det)
+        return actions, TanhSquash.squashed_normal_log_prob(h, u, flow_log_det, self.squash_epsilon)
 
     def _sample_latent(self, context: th.Tensor) -> th.Tensor:
         return th.randn(context.shape[0], self.action_dim, device=context.device, dtype=context.dtype)
@@ -339,7 +350,7 @@ class LSPActor(BasePolicy):
         :param actions: Actions in ``[-1, 1]``, shape ``(B, D)``.
         :return: ``log pi(a|s)``, shape ``(B,)``.
         """
-        u, squash_inv_log_det = TanhSquash.inverse(actions)
+        u, squash_inv_log_det = TanhSquash.inverse(actions, epsilon=self.squash_epsilon)
         h, flow_inv_log_det = self.flow.inverse(u, self.embed(obs))
         return standard_normal_log_prob(h) + flow_inv_log_det + squash_inv_log_det
 
@@ -402,6 +413,7 @@ def _resolve_flow_kwargs(action_space: spaces.Space, given: dict[str, Any]) -> d
             raise ValueError(f"{name} must be a list of positive integers (hidden layer sizes), got {sizes!r}.")
         kwargs[name] = [positive_int(f"{name} entries (hidden layer sizes)", size) for size in sizes]
     kwargs["log_scale_bound"] = finite_number("log_scale_bound", kwargs["log_scale_bound"], positive=True)
+    kwargs["squash_epsilon"] = finite_number("squash_epsilon", kwargs["squash_epsilon"], non_negative=True)
     activation = kwargs["coupling_activation_fn"]
     if isinstance(activation, str):  # YAML: a torch.nn class name such as "Tanh" or "nn.ReLU"
         activation = getattr(nn, activation.removeprefix("nn."), activation)
@@ -504,6 +516,7 @@ class _LatentSpacePolicyMixin:
         coupling_layer_norm: bool | None = None,
         fused_coupling: bool | None = None,
         context_projection: bool | None = None,
+        squash_epsilon: float | None = None,
         coupling_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
@@ -648,6 +661,10 @@ class LSPPolicy(_LatentSpacePolicyMixin, SACPolicy):
     :param context_projection: One Linear map of the embedding gives every flow layer's use of it:
         the Gaussian layer's mean and log-std and each ``s``/``t`` network's first-layer context
         part. The same function as without, in fewer and larger operations (default True; paper text False).
+    :param squash_epsilon: ``epsilon`` in the squash's log-determinant ``log(1 - tanh(u)^2 + epsilon)``
+        (default 0, exact). SB3's squashed Gaussian and the authors' code use ``1e-6``
+        (:data:`SB3_SQUASH_EPSILON`): saturated actions then cost no more entropy than ``log(epsilon)``
+        per coordinate, where the exact term keeps pulling them back.
     :param coupling_lr_scale: The coupling layers learn at this fraction of the actor's learning rate
         (and of its schedule), the Gaussian layer, the embedding and the context projection at all of
         it (default 1). Below 1 the Gaussian layer leads and the couplings refine what it learned.

@@ -66,6 +66,8 @@ def test_every_actor_entry_point_refuses_non_finite_observations() -> None:
         ({"log_scale_bound": float("inf")}, "log_scale_bound must be a finite positive number"),
         ({"log_scale_bound": float("nan")}, "log_scale_bound must be a finite positive number"),
         ({"log_scale_bound": "5"}, "in YAML write numbers with a dot"),
+        ({"squash_epsilon": -1e-6}, "squash_epsilon must be a finite number >= 0"),
+        ({"squash_epsilon": "1e-6"}, "squash_epsilon must be a finite number >= 0, got the string '1e-6'"),
     ],
 )
 def test_invalid_flow_numbers_are_refused(kwargs: dict, message: str) -> None:

@@ -16,7 +16,7 @@ from stable_baselines3.common.distributions import SquashedDiagGaussianDistribut
 from test_policy import jacobian_log_prob  # the same independent reference as the default flow's tests
 from torch import nn
 
-from sb3_lsp import FLOW_PRESETS, LSPPolicy
+from sb3_lsp import FLOW_PRESETS, SB3_SQUASH_EPSILON, LSPPolicy
 from sb3_lsp.flows import standard_normal_log_prob
 
 OBS_DIM = 5
@@ -34,6 +34,7 @@ OPTIONS = {
     "context_projection": {"context_projection": True},
     "context_projection_unfused_gaussian": {"context_projection": True, "gaussian_base": True, "coupling_net_arch": [4, 3]},
     "no_couplings (the Gaussian layer alone)": {"flow": "gaussian_start", "n_coupling_layers": 0},
+    "squash_epsilon (SB3's)": {"flow": "gaussian_start", "squash_epsilon": SB3_SQUASH_EPSILON},
     "all": {
         "identity_init": True,
         "gaussian_base": True,
@@ -45,6 +46,7 @@ OPTIONS = {
         "fused_coupling": True,
         "context_projection": True,
         "n_coupling_layers": 3,
+        "squash_epsilon": SB3_SQUASH_EPSILON,
     },
 }
 
@@ -268,6 +270,46 @@ def test_numpy_scalars_are_accepted() -> None:
     assert actor.coupling_activation_fn is nn.ReLU
     assert actor.coupling_net_arch == [4] and type(actor.coupling_net_arch[0]) is int
     assert actor.log_scale_bound == 2.0 and actor.n_coupling_layers == 3 and actor.gaussian_base is True
+
+
+@pytest.mark.parametrize("n_coupling_layers", [0, 2])
+def test_sb3s_squash_epsilon_gives_sb3s_log_prob_also_at_saturation(n_coupling_layers: int) -> None:
+    """With squash_epsilon=1e-6 the Gaussian start is SB3's squashed Gaussian, saturated actions included."""
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    policy = LSPPolicy(
+        observation_space,
+        spaces.Box(-1.0, 1.0, (3,), np.float32),
+        lambda _: 3e-4,
+        n_coupling_layers=n_coupling_layers,
+        squash_epsilon=SB3_SQUASH_EPSILON,
+    )
+    actor = policy.actor
+    obs = 4.0 * th.randn(256, OBS_DIM)
+    with th.no_grad():
+        # Means of up to about +-20: a large share of the actions is exactly +-1 in float32
+        projection = actor.flow.context_projection
+        projection.weight[:3] *= 50.0
+        context = actor.embed(obs)
+        mean, log_std = actor.flow.base_mean_and_log_std(context)
+        h = th.randn(256, 3)
+        gaussian_actions = mean + log_std.exp() * h
+        sb3 = SquashedDiagGaussianDistribution(3).proba_distribution(mean, log_std)
+        sb3_log_prob = sb3.log_prob(th.tanh(gaussian_actions), gaussian_actions)
+        actions, log_prob = actor.decode(context, h, with_log_prob=True)
+        assert (actions.abs() == 1.0).any(dim=-1).float().mean() > 0.2
+        assert th.isfinite(log_prob).all()
+        assert th.allclose(log_prob, sb3_log_prob, atol=1e-4, rtol=1e-5)
+        assert th.allclose(actions, th.tanh(gaussian_actions), atol=1e-6)
+        # Given actions, as SB3's log_prob(actions) inverts them: at the box edges too
+        assert th.allclose(actor.log_prob(obs, actions), sb3.log_prob(actions), atol=1e-3, rtol=1e-5)
+        # The exact squash differs where the actions saturate, and only there
+        exact = LSPPolicy(observation_space, policy.action_space, lambda _: 3e-4, n_coupling_layers=n_coupling_layers)
+        exact.actor.load_state_dict({**actor.state_dict(), "_extra_state": exact.actor.get_extra_state()})
+        _, exact_log_prob = exact.actor.decode(context, h, with_log_prob=True)
+        saturated = (actions.abs() == 1.0).any(dim=-1)
+        assert (exact_log_prob[saturated] > log_prob[saturated] + 1.0).all()
+        inside = (actions.abs() < 0.999).all(dim=-1)  # where 1e-6 is small against 1 - a^2
+        assert inside.any() and th.allclose(exact_log_prob[inside], log_prob[inside], atol=2e-3)
 
 
 PROBE = """

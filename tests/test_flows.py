@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch as th
+from stable_baselines3.common.distributions import TanhBijector
 from torch.autograd.functional import jacobian
 
 from sb3_lsp.flows import AffineCoupling, ConditionalRealNVP, ElementwiseAffine, TanhSquash
@@ -112,6 +113,25 @@ def test_tanh_log_det_is_exact_and_finite_at_extremes() -> None:
     u_edge, inv_log_det = TanhSquash.inverse(edges)
     assert th.isfinite(u_edge).all() and th.isfinite(inv_log_det).all()
     assert (u_edge.sign() == edges.sign()).all()
+
+
+def test_tanh_log_det_with_sb3s_epsilon_is_sb3s_and_floors_at_log_epsilon() -> None:
+    u = th.tensor([[-100.0, -20.0, -1.0, 0.0, 0.5, 20.0, 100.0]])
+    epsilon = 1e-6
+    _, log_det = TanhSquash.forward(u, epsilon=epsilon)
+    per_coordinate = th.log(1 - TanhBijector.forward(u) ** 2 + epsilon)  # SB3's squashed Gaussian
+    assert th.allclose(log_det, per_coordinate.sum(-1))
+    assert per_coordinate[0, [0, 1, 5, 6]].allclose(th.tensor(math.log(epsilon)))
+    # d/du of the log-det: -2 tanh(u) exactly, but 0 once saturated with the epsilon
+    u = th.tensor([[0.5, 20.0]], requires_grad=True)
+    (gradient,) = th.autograd.grad(TanhSquash.log_abs_det_jacobian(u, epsilon).sum(), u)
+    assert gradient[0, 0] == pytest.approx(-2 * math.tanh(0.5), rel=1e-4) and gradient[0, 1] == 0.0
+    (gradient,) = th.autograd.grad(TanhSquash.log_abs_det_jacobian(u).sum(), u)
+    assert gradient[0, 1] == pytest.approx(-2.0)
+    # Actions on the box edges: -log(epsilon) per coordinate, as SB3's log_prob(actions) gives
+    edges = th.tensor([[-1.0, 1.0]])
+    u_edge, inv_log_det = TanhSquash.inverse(edges, epsilon=epsilon)
+    assert th.isfinite(u_edge).all() and inv_log_det.item() == pytest.approx(-2 * math.log(epsilon), rel=1e-6)
 
 
 def test_the_old_squash_name_still_imports_with_a_deprecation_warning() -> None:
