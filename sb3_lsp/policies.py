@@ -268,10 +268,8 @@ class LSPActor(BasePolicy):
         layers' own parameters in the second with their ``lr_scale`` (their share of the flow's one
         context projection, with ``context_projection``, stays in the first).
         """
-        if self.coupling_lr_scale == 1.0:
-            return [{"params": list(self.parameters())}]
         coupling_parameters = [parameter for layer in self.flow._couplings for parameter in layer.parameters()]
-        if not coupling_parameters:  # no coupling layer: nothing to scale
+        if self.coupling_lr_scale == 1.0 or not coupling_parameters:  # nothing to scale
             return [{"params": list(self.parameters())}]
         couplings = {id(parameter) for parameter in coupling_parameters}
         rest = [parameter for parameter in self.parameters() if id(parameter) not in couplings]
