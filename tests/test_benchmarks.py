@@ -1,5 +1,6 @@
 """The benchmark harness (benchmarks/run.py, benchmarks/aggregate.py) on tiny grids, as a user runs it."""
 
+import csv
 import json
 import os
 import re
@@ -743,3 +744,21 @@ def test_flow_anatomy_of_an_untrained_gaussian_start_flow_finds_the_couplings_ad
     completed = subprocess.run([*command, "--steps", "30"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert re.search(r"coupling log\|det\| -?0\.00, sampled shift 0\.000, deterministic shift 0\.000", completed.stdout)
+
+
+def test_twin_runs_of_sb3s_actor_and_the_gaussian_layer_agree_until_rounding_grows(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.twin_runs", "--env", "Pendulum-v1", "--buffer-steps", "300"]
+    command += ["--blocks", "1", "30", "--out", str(tmp_path)]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    with open(tmp_path / "twin_runs.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["pair"], row["updates"]) for row in rows] == [
+        ("MlpPolicy vs Gaussian layer", "1"),
+        ("MlpPolicy vs Gaussian layer", "31"),
+        ("MlpPolicy vs MlpPolicy + 1e-7", "1"),
+        ("MlpPolicy vs MlpPolicy + 1e-7", "31"),
+    ]
+    for row in rows:  # 31 updates: rounding has not grown yet
+        assert float(row["actor_max_abs_diff"]) < 1e-5 and float(row["critic_max_abs_diff"]) < 1e-5
+        assert float(row["ent_coef"]) == pytest.approx(float(row["twin_ent_coef"]), abs=1e-6) and float(row["ent_coef"]) < 1

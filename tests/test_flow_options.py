@@ -16,6 +16,7 @@ from stable_baselines3.common.distributions import SquashedDiagGaussianDistribut
 from test_policy import jacobian_log_prob  # the same independent reference as the default flow's tests
 from torch import nn
 
+from benchmarks.twin_runs import actor_weights, gaussian_layer_twin, on_the_same_buffer, train_in_step
 from sb3_lsp import FLOW_PRESETS, SB3_SQUASH_EPSILON, LSPPolicy
 from sb3_lsp.flows import standard_normal_log_prob
 
@@ -310,6 +311,24 @@ def test_sb3s_squash_epsilon_gives_sb3s_log_prob_also_at_saturation(n_coupling_l
         assert (exact_log_prob[saturated] > log_prob[saturated] + 1.0).all()
         inside = (actions.abs() < 0.999).all(dim=-1)  # where 1e-6 is small against 1 - a^2
         assert inside.any() and th.allclose(exact_log_prob[inside], log_prob[inside], atol=2e-3)
+
+
+@pytest.mark.parametrize("algo", [SAC, TQC])
+def test_the_gaussian_layer_alone_with_sb3s_epsilon_trains_as_sb3s_mlppolicy(algo) -> None:
+    """Given MlpPolicy's weights and replay buffer, SAC's and TQC's updates of the Gaussian layer alone are SB3's."""
+    model = algo("MlpPolicy", "Pendulum-v1", learning_starts=500, seed=0)
+    twin = gaussian_layer_twin(model)
+    before = actor_weights(model).clone()
+    assert th.equal(before, actor_weights(twin))
+    model.learn(500)  # random actions: the buffer
+    on_the_same_buffer(model, twin)
+    train_in_step(model, twin, seed=1, updates=50)
+    assert (actor_weights(model) - before).abs().max() > 1e-3  # the updates moved the actor
+    assert (actor_weights(model) - actor_weights(twin)).abs().max() < 1e-5
+    assert model.log_ent_coef.item() == pytest.approx(twin.log_ent_coef.item(), abs=1e-6)
+    obs = th.randn(16, 3)
+    with th.no_grad():
+        assert th.allclose(model.actor(obs, deterministic=True), twin.actor(obs, deterministic=True), atol=1e-5)
 
 
 PROBE = """
