@@ -41,13 +41,9 @@ def gaussian_layer_twin(model: SAC) -> SAC:
         seed=model.seed,
         policy_kwargs=dict(n_coupling_layers=0, squash_epsilon=sb3_lsp.SB3_SQUASH_EPSILON),
     )
-    sb3_actor, actor = model.actor, twin.actor
     with th.no_grad():
-        for index in (0, 2):  # SB3's latent_pi and the flow's embedding: Linear, ReLU, Linear, ReLU
-            actor.embedding[index].load_state_dict(sb3_actor.latent_pi[index].state_dict())
-        projection = actor.flow.context_projection  # the Gaussian layer's [mu, log_std] rows
-        projection.weight.copy_(th.cat([sb3_actor.mu.weight, sb3_actor.log_std.weight]))
-        projection.bias.copy_(th.cat([sb3_actor.mu.bias, sb3_actor.log_std.bias]))
+        for weights, sb3_weights in zip(actor_tensors(twin), actor_tensors(model), strict=True):
+            weights.copy_(sb3_weights)
     twin.critic.load_state_dict(model.critic.state_dict())
     twin.critic_target.load_state_dict(model.critic_target.state_dict())
     return twin
@@ -69,26 +65,31 @@ def on_the_same_buffer(model: SAC, twin: SAC) -> None:
     twin.num_timesteps, twin._current_progress_remaining = model.num_timesteps, model._current_progress_remaining
 
 
-def largest_difference(first: th.nn.Module, second: th.nn.Module) -> float:
-    """The largest |difference| between two modules' weights, both flattened in their own order."""
-    return (
-        (th.cat([p.flatten() for p in first.parameters()]) - th.cat([p.flatten() for p in second.parameters()]))
-        .abs()
-        .max()
-        .item()
-    )
+def actor_tensors(model: SAC) -> list[th.Tensor]:
+    """
+    The actor's weights in the Gaussian layer's layout, for either actor: the two hidden layers
+    (SB3's ``latent_pi``, the flow's embedding: Linear, ReLU, Linear, ReLU), then the ``[mu, log_std]``
+    rows and biases (SB3's two heads stacked, the flow's context projection). SB3's are copies, the
+    flow's the parameters themselves.
+    """
+    actor = model.actor
+    if hasattr(actor, "latent_pi"):
+        hidden = [actor.latent_pi[0], actor.latent_pi[2]]
+        head = [th.cat([actor.mu.weight, actor.log_std.weight]), th.cat([actor.mu.bias, actor.log_std.bias])]
+    else:
+        hidden = [actor.embedding[0], actor.embedding[2]]
+        head = [actor.flow.context_projection.weight, actor.flow.context_projection.bias]
+    return [tensor for layer in hidden for tensor in (layer.weight, layer.bias)] + head
 
 
 def actor_weights(model: SAC) -> th.Tensor:
-    """The actor's weights in one order for both layouts: the two hidden layers, then mu and log-std."""
-    actor = model.actor
-    if hasattr(actor, "latent_pi"):
-        layers = [actor.latent_pi[0], actor.latent_pi[2]]
-        head = [th.cat([actor.mu.weight, actor.log_std.weight]), th.cat([actor.mu.bias, actor.log_std.bias])]
-    else:
-        layers = [actor.embedding[0], actor.embedding[2]]
-        head = [actor.flow.context_projection.weight, actor.flow.context_projection.bias]
-    return th.cat([t.flatten() for layer in layers for t in (layer.weight, layer.bias)] + [t.flatten() for t in head])
+    """:func:`actor_tensors` flattened into one vector, comparable across the two actors."""
+    return th.cat([tensor.flatten() for tensor in actor_tensors(model)])
+
+
+def largest_difference(first: th.nn.Module, second: th.nn.Module) -> float:
+    """The largest |difference| between two modules of one class's weights."""
+    return max((a - b).abs().max().item() for a, b in zip(first.parameters(), second.parameters(), strict=True))
 
 
 def train_in_step(model: SAC, twin: SAC, seed: int, updates: int) -> None:
