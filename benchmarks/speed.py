@@ -2,7 +2,8 @@
 
 Reads top to bottom. For each repetition (policies alternate, so drift on the machine hits both):
   1. training throughput: SAC on HalfCheetah-v5, replay buffer pre-filled with `--learning-starts`
-     random steps (not timed), then `--updates` env steps with one gradient step each (timed);
+     random steps (not timed), then `--updates` env steps with one gradient step each (timed); then
+     one gradient step alone, timed without the env steps that both policies pay alike;
   2. actor micro-benchmarks: `action_log_prob` at batch 256 (forward, and forward + backward),
      deterministic `predict` at batch 1;
   3. the aten ops each of those calls dispatches (torch.profiler, once per policy): where time at
@@ -45,14 +46,6 @@ def make_model(policy: str, args: argparse.Namespace) -> SAC:
     )
 
 
-def training_steps_per_second(policy: str, args: argparse.Namespace) -> float:
-    model = make_model(policy, args)
-    model.learn(args.learning_starts)  # random actions into the replay buffer, no update yet
-    start = time.perf_counter()
-    model.learn(args.updates, reset_num_timesteps=False)
-    return args.updates / (time.perf_counter() - start)
-
-
 def time_per_call_us(fn: Callable[[], object], iterations: int) -> float:
     for _ in range(20):  # warm-up
         fn()
@@ -68,6 +61,27 @@ def aten_ops_per_call(fn: Callable[[], object]) -> int:
     with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as profile:
         fn()
     return sum(1 for event in profile.events() if event.name.startswith("aten::"))
+
+
+def training_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, int]]:
+    """
+    Env steps per second of SAC training, then the time and the aten ops of one gradient step alone
+    (replay sampling, critic, actor and temperature updates: what differs between the policies,
+    without the env steps, which both pay alike).
+    """
+    model = make_model(policy, args)
+    model.learn(args.learning_starts)  # random actions into the replay buffer, no update yet
+    start = time.perf_counter()
+    model.learn(args.updates, reset_num_timesteps=False)
+    steps_per_second = args.updates / (time.perf_counter() - start)
+
+    def gradient_step() -> None:
+        model.train(gradient_steps=1, batch_size=args.batch_size)
+
+    name = "SAC gradient step, batch 256"
+    step_time = time_per_call_us(gradient_step, args.micro_iterations)
+    times = {"SAC training, env steps/s": steps_per_second, f"{name} (us)": step_time}
+    return times, {f"{name} (aten ops)": aten_ops_per_call(gradient_step)}
 
 
 def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, int]]:
@@ -105,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--critic-net-arch", type=int, nargs="+", default=[256, 256])
-    parser.add_argument("--micro-iterations", type=int, default=500)
+    parser.add_argument("--micro-iterations", type=int, default=500, help="timed calls per micro-benchmark")
     parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -118,9 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     op_counts: dict[str, dict[str, int]] = {}
     for repetition in range(args.repetitions):
         for policy in POLICIES:
-            measured = {"SAC training, env steps/s": training_steps_per_second(policy, args)}
-            times, op_counts[policy] = actor_micro_benchmarks(policy, args)
+            measured, op_counts[policy] = training_benchmarks(policy, args)
+            times, actor_ops = actor_micro_benchmarks(policy, args)
             measured |= times
+            op_counts[policy] |= actor_ops
             for name, value in measured.items():
                 results[policy].setdefault(name, []).append(value)
             print(

@@ -626,15 +626,17 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
     rows = [line for line in result.stdout.splitlines() if re.search(r" \| \d+\.\d\dx", line)]
-    assert len(rows) == 7 and rows[0].startswith("| SAC training, env steps/s")
+    assert len(rows) == 9 and rows[0].startswith("| SAC training, env steps/s")
     # timed rows: the median of the repetitions' paired ratios, with its range (one repetition: all equal)
     ratio, low, high = re.search(r"\| (\d+\.\d\d)x \[(\d+\.\d\d)-(\d+\.\d\d)\] \|$", rows[0]).groups()
     assert ratio == low == high and float(ratio) > 0
     ops = {row.split(" | ")[0][2:]: [int(cell) for cell in row.split(" | ")[1:3]] for row in rows if "(aten ops)" in row}
     forward = ops["action_log_prob, batch 256, forward (aten ops)"]
     forward_backward = ops["action_log_prob, batch 256, forward+backward (aten ops)"]
-    # the backward pass dispatches ops of its own, for each policy
-    assert all(0 < before < after for before, after in zip(forward, forward_backward, strict=True))
+    gradient_step = ops["SAC gradient step, batch 256 (aten ops)"]
+    # the backward pass dispatches ops of its own, and a gradient step adds the critic and the
+    # optimisers to the actor's forward and backward, for each policy
+    assert all(0 < a < b < c for a, b, c in zip(forward, forward_backward, gradient_step, strict=True))
 
 
 @pytest.mark.parametrize(
