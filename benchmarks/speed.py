@@ -4,7 +4,7 @@ Reads top to bottom. For each repetition (policies alternate, so drift on the ma
   1. training throughput: SAC on HalfCheetah-v5, replay buffer pre-filled with `--learning-starts`
      random steps (not timed), then `--updates` env steps with one gradient step each (timed); then
      one gradient step alone, timed without the env steps that both policies pay alike;
-  2. actor micro-benchmarks: `action_log_prob` at batch 256 (forward, and forward + backward),
+  2. actor micro-benchmarks: `action_log_prob` at `--batch-size` (forward, and forward + backward),
      deterministic `predict` at batch 1;
   3. the aten ops each of those calls dispatches (torch.profiler, once per policy): where time at
      small batches goes, and a count that, unlike a time, no other job on the machine can disturb.
@@ -66,8 +66,8 @@ def aten_ops_per_call(fn: Callable[[], object]) -> int:
 def training_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, int]]:
     """
     Env steps per second of SAC training, then the time and the aten ops of one gradient step alone
-    (replay sampling, critic, actor and temperature updates: what differs between the policies,
-    without the env steps, which both pay alike).
+    (replay sampling, critic, actor and temperature updates), without the env steps, which both
+    policies pay alike.
     """
     model = make_model(policy, args)
     model.learn(args.learning_starts)  # random actions into the replay buffer, no update yet
@@ -78,7 +78,7 @@ def training_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str
     def gradient_step() -> None:
         model.train(gradient_steps=1, batch_size=args.batch_size)
 
-    name = "SAC gradient step, batch 256"
+    name = f"SAC gradient step, batch {args.batch_size}"
     step_time = time_per_call_us(gradient_step, args.micro_iterations)
     times = {"SAC training, env steps/s": steps_per_second, f"{name} (us)": step_time}
     return times, {f"{name} (aten ops)": aten_ops_per_call(gradient_step)}
@@ -103,8 +103,8 @@ def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[
         model.predict(obs_single, deterministic=True)
 
     calls = {
-        "action_log_prob, batch 256, forward": forward,
-        "action_log_prob, batch 256, forward+backward": forward_backward,
+        f"action_log_prob, batch {args.batch_size}, forward": forward,
+        f"action_log_prob, batch {args.batch_size}, forward+backward": forward_backward,
         "predict deterministic, batch 1": predict,
     }
     times = {f"{name} (us)": time_per_call_us(fn, args.micro_iterations) for name, fn in calls.items()}

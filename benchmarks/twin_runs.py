@@ -88,7 +88,7 @@ def actor_weights(model: SAC) -> th.Tensor:
 
 
 def largest_difference(first: th.nn.Module, second: th.nn.Module) -> float:
-    """The largest |difference| between two modules of one class's weights."""
+    """The largest |difference| between the weights of two modules of one class."""
     return max((a - b).abs().max().item() for a, b in zip(first.parameters(), second.parameters(), strict=True))
 
 
