@@ -32,6 +32,10 @@ from benchmarks.run import cpu_model
 
 # Both with SB3's critic; MlpPolicy's actor is SB3's default, LSPPolicy's its defaults or --lsp-kwargs.
 POLICIES = ("MlpPolicy", "LSPPolicy")
+# Names of the measures taken at `--batch-size`, in the table and for scripts that read it.
+GRADIENT_STEP = "SAC gradient step, batch {batch_size}"
+LOG_PROB_FORWARD = "action_log_prob, batch {batch_size}, forward"
+LOG_PROB_FORWARD_BACKWARD = "action_log_prob, batch {batch_size}, forward+backward"
 
 
 def make_model(policy: str, args: argparse.Namespace) -> SAC:
@@ -78,7 +82,7 @@ def training_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[str
     def gradient_step() -> None:
         model.train(gradient_steps=1, batch_size=args.batch_size)
 
-    name = f"SAC gradient step, batch {args.batch_size}"
+    name = GRADIENT_STEP.format(batch_size=args.batch_size)
     step_time = time_per_call_us(gradient_step, args.micro_iterations)
     times = {"SAC training, env steps/s": steps_per_second, f"{name} (us)": step_time}
     return times, {f"{name} (aten ops)": aten_ops_per_call(gradient_step)}
@@ -103,8 +107,8 @@ def actor_micro_benchmarks(policy: str, args: argparse.Namespace) -> tuple[dict[
         model.predict(obs_single, deterministic=True)
 
     calls = {
-        f"action_log_prob, batch {args.batch_size}, forward": forward,
-        f"action_log_prob, batch {args.batch_size}, forward+backward": forward_backward,
+        LOG_PROB_FORWARD.format(batch_size=args.batch_size): forward,
+        LOG_PROB_FORWARD_BACKWARD.format(batch_size=args.batch_size): forward_backward,
         "predict deterministic, batch 1": predict,
     }
     times = {f"{name} (us)": time_per_call_us(fn, args.micro_iterations) for name, fn in calls.items()}

@@ -28,6 +28,7 @@ from benchmarks.aggregate import (
 )
 from benchmarks.grid import grid_specs, load_config, make_spec, pretrained_specs, slug
 from benchmarks.run import _train_into
+from benchmarks.speed import GRADIENT_STEP, LOG_PROB_FORWARD, LOG_PROB_FORWARD_BACKWARD
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SHARED = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -621,7 +622,8 @@ def test_ant_maze_cost_times_every_stage_of_the_shipped_config() -> None:
 
 def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     command = [sys.executable, "-m", "benchmarks.speed", "--repetitions", "1", "--updates", "20", "--learning-starts", "100"]
-    command += ["--micro-iterations", "5", "--threads", "1", "--lsp-kwargs", '{"fused_coupling": true, "gaussian_base": true}']
+    command += ["--micro-iterations", "5", "--threads", "1", "--batch-size", "64"]
+    command += ["--lsp-kwargs", '{"fused_coupling": true, "gaussian_base": true}']
     result = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'LSPPolicy flow settings: {"fused_coupling": true, "gaussian_base": true}' in result.stdout
@@ -631,9 +633,8 @@ def test_speed_script_prints_its_table_for_given_flow_settings() -> None:
     ratio, low, high = re.search(r"\| (\d+\.\d\d)x \[(\d+\.\d\d)-(\d+\.\d\d)\] \|$", rows[0]).groups()
     assert ratio == low == high and float(ratio) > 0
     ops = {row.split(" | ")[0][2:]: [int(cell) for cell in row.split(" | ")[1:3]] for row in rows if "(aten ops)" in row}
-    forward = ops["action_log_prob, batch 256, forward (aten ops)"]
-    forward_backward = ops["action_log_prob, batch 256, forward+backward (aten ops)"]
-    gradient_step = ops["SAC gradient step, batch 256 (aten ops)"]
+    measures = (LOG_PROB_FORWARD, LOG_PROB_FORWARD_BACKWARD, GRADIENT_STEP)
+    forward, forward_backward, gradient_step = (ops[f"{measure.format(batch_size=64)} (aten ops)"] for measure in measures)
     # the backward pass dispatches ops of its own, and a gradient step adds the critic and the
     # optimisers to the actor's forward and backward, for each policy
     assert all(0 < a < b < c for a, b, c in zip(forward, forward_backward, gradient_step, strict=True))
