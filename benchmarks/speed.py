@@ -14,6 +14,7 @@ back to back and so share the machine's state more than medians taken separately
 
     python -m benchmarks.speed --repetitions 3 --updates 2000
     python -m benchmarks.speed --lsp-kwargs '{"gaussian_base": true, "fused_coupling": true}'   (other flow settings)
+    python -m benchmarks.speed --optimizer-kwargs '{"fused": true}'   (the same fused Adam step in both)
 """
 
 import argparse
@@ -44,7 +45,11 @@ def make_model(policy: str, args: argparse.Namespace) -> SAC:
         args.env,
         batch_size=args.batch_size,
         learning_starts=args.learning_starts,
-        policy_kwargs={"net_arch": list(args.critic_net_arch), **(args.lsp_kwargs if policy == "LSPPolicy" else {})},
+        policy_kwargs={
+            "net_arch": list(args.critic_net_arch),
+            **({"optimizer_kwargs": args.optimizer_kwargs} if args.optimizer_kwargs is not None else {}),
+            **(args.lsp_kwargs if policy == "LSPPolicy" else {}),
+        },
         seed=args.seed,
         device="cpu",
     )
@@ -129,6 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--lsp-kwargs", type=json.loads, default={}, help="LSPPolicy flow settings (JSON); default: its defaults"
     )
+    parser.add_argument(
+        "--optimizer-kwargs",
+        type=json.loads,
+        default=None,
+        help="optimizer_kwargs of both policies (JSON), e.g. '{\"fused\": true}' for the same Adam step in both; "
+        "default: each policy's own (LSPPolicy's actor takes a fused step, SB3's a per-tensor loop)",
+    )
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 
@@ -150,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{date.today()} · {cpu_model()} · {th.get_num_threads()} torch thread(s)")
     print(f"torch {th.__version__} · {args.env} · batch {args.batch_size} · critic {args.critic_net_arch}")
     print(f"LSPPolicy flow settings: {json.dumps(args.lsp_kwargs) if args.lsp_kwargs else 'its defaults'}")
+    optimizers = json.dumps(args.optimizer_kwargs) if args.optimizer_kwargs is not None else "each policy's own"
+    print(f"optimizer_kwargs: {optimizers}")
     print(f"median over {args.repetitions} alternating repetitions (min-max in brackets)")
     print()
     print("| measure | MlpPolicy | LSPPolicy | LSP speed / MLP speed (min-max) |")

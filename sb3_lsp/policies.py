@@ -113,6 +113,21 @@ def scale_group_learning_rates(optimizer: th.optim.Optimizer, args: Any, kwargs:
         group["lr"] = optimizer.param_groups[0]["lr"] * group["lr_scale"]
 
 
+def actor_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``optimizer_kwargs`` for the flow actor's optimizer: as given, plus ``fused=True`` for Adam and
+    AdamW unless the user chose ``fused`` or ``foreach`` (pass ``fused=False`` for torch's default step).
+
+    Why: torch's default Adam step on CPU loops over the parameter tensors, about 26 aten ops each,
+    and the flow actor has more tensors than SB3's Gaussian (12 against 8 with the default flow): on
+    CPU that alone cost 104 more ops per update. The fused step is one kernel per parameter group
+    for the same update. The critic's optimizer stays SB3's, with ``optimizer_kwargs`` as given.
+    """
+    if issubclass(optimizer_class, (th.optim.Adam, th.optim.AdamW)) and not {"fused", "foreach"} & optimizer_kwargs.keys():
+        return {**optimizer_kwargs, "fused": True}
+    return dict(optimizer_kwargs)
+
+
 class LSPActor(BasePolicy):
     """
     Latent-space policy actor: ``a = tanh(f(h; s))``, ``h ~ N(0, I)``, ``f`` a real-NVP flow.
@@ -577,12 +592,14 @@ class _LatentSpacePolicyMixin:
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
-        if self.coupling_lr_scale != 1.0:  # SB3 built the actor's optimizer over one group of every parameter
-            self.actor.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
-                self.actor.parameter_groups(),
-                lr=lr_schedule(1),
-                **self.optimizer_kwargs,  # type: ignore[attr-defined]
-            )
+        # SB3 built the actor's optimizer over one group of every parameter, with optimizer_kwargs as
+        # given; the actor's own is rebuilt with its parameter groups and, by default, a fused step.
+        self.actor.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+            self.actor.parameter_groups(),
+            lr=lr_schedule(1),
+            **actor_optimizer_kwargs(self.optimizer_class, self.optimizer_kwargs),  # type: ignore[attr-defined]
+        )
+        if self.coupling_lr_scale != 1.0:
             self.actor.optimizer.register_step_pre_hook(scale_group_learning_rates)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LSPActor:

@@ -16,7 +16,7 @@ from stable_baselines3.common.distributions import SquashedDiagGaussianDistribut
 from test_policy import jacobian_log_prob  # the same independent reference as the default flow's tests
 from torch import nn
 
-from benchmarks.twin_runs import actor_weights, gaussian_layer_twin, on_the_same_buffer, train_in_step
+from benchmarks.twin_runs import actor_weights, gaussian_layer_twin, largest_difference, on_the_same_buffer, train_in_step
 from sb3_lsp import FLOW_PRESETS, SB3_SQUASH_EPSILON, LSPPolicy
 from sb3_lsp.flows import standard_normal_log_prob
 
@@ -425,3 +425,30 @@ def test_coupling_lr_scale_slows_the_couplings_alone_and_survives_save_and_load(
 
     with pytest.raises(ValueError, match="coupling_lr_scale must be a finite positive number"):
         algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"coupling_lr_scale": 0.0}, **kwargs)
+
+
+@pytest.mark.parametrize("algo", [SAC, TQC])
+def test_the_actor_takes_a_fused_adam_step_unless_told_otherwise(algo, tmp_path: Path) -> None:
+    """The flow actor's Adam is fused by default (the critic's stays SB3's); a saved optimizer keeps its step."""
+    kwargs = dict(learning_starts=50, batch_size=32, buffer_size=200, seed=0)
+    fused = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", **kwargs)
+    start = copy.deepcopy(fused.actor)
+    assert fused.actor.optimizer.defaults["fused"] and not fused.critic.optimizer.defaults["fused"]
+    # The same update: ten gradient steps of each from one seed (each built and trained in turn, since
+    # SB3 seeds torch's and numpy's global generators when it builds a model) end at the same weights
+    fused.learn(60)
+    looped = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"optimizer_kwargs": {"fused": False}}, **kwargs)
+    assert not looped.actor.optimizer.defaults["fused"] and largest_difference(start, looped.actor) == 0
+    looped.learn(60)
+    assert largest_difference(start, fused.actor) > 1e-3  # the steps moved the actor
+    assert largest_difference(fused.actor, looped.actor) < 1e-5
+
+    chosen = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"optimizer_kwargs": {"foreach": True}}, **kwargs)
+    assert chosen.actor.optimizer.defaults["foreach"] and not chosen.actor.optimizer.defaults["fused"]
+    rmsprop = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"optimizer_class": th.optim.RMSprop}, **kwargs)
+    assert type(rmsprop.actor.optimizer) is th.optim.RMSprop and "fused" not in rmsprop.policy.optimizer_kwargs
+
+    fused.save(tmp_path / "fused.zip")
+    looped.save(tmp_path / "looped.zip")
+    assert algo.load(tmp_path / "fused.zip").actor.optimizer.param_groups[0]["fused"]
+    assert not algo.load(tmp_path / "looped.zip").actor.optimizer.param_groups[0]["fused"]

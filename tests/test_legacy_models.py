@@ -47,6 +47,7 @@ def test_the_unprojected_default_flow_loads_as_saved_and_keeps_training() -> Non
     model = SAC.load(FIXTURES / "sac_lsp_gaussian_start_unprojected.zip")
     assert not model.actor.context_projection and model.actor.gaussian_base
     assert {id(p) for p in model.actor.optimizer.param_groups[0]["params"]} == {id(p) for p in model.actor.parameters()}
+    assert not model.actor.optimizer.param_groups[0]["fused"]  # its saved Adam, not this release's fused default
     model.set_env(gym.make("sb3_lsp/MultiGoal-v0"))
     model.learn(60, reset_num_timesteps=False)  # learning_starts passed: these are gradient steps on the old layout
     assert all(th.isfinite(p).all() for p in model.actor.parameters())
