@@ -213,12 +213,16 @@ def iqm_with_interval(scores: np.ndarray) -> str:
     from rliable import library as rly
     from rliable import metrics
 
-    point, interval = rly.get_interval_estimates(
-        {"run": scores.reshape(-1, 1)},
-        lambda s: np.array([metrics.aggregate_iqm(s)]),
-        reps=BOOTSTRAP_REPS,
-        random_state=np.random.RandomState(0),
-    )
+    # rliable's StratifiedBootstrap draws its resamples with numpy's global generator and ignores
+    # random_state, so the interval depended on whatever ran before: seed that generator for the call.
+    outside = np.random.get_state()
+    np.random.seed(0)
+    try:
+        point, interval = rly.get_interval_estimates(
+            {"run": scores.reshape(-1, 1)}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=BOOTSTRAP_REPS
+        )
+    finally:
+        np.random.set_state(outside)
     return f"{point['run'][0]:.1f} [{interval['run'][0, 0]:.1f}, {interval['run'][1, 0]:.1f}]"
 
 

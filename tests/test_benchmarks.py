@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from benchmarks.aggregate import (
     expected_runs,
+    iqm_with_interval,
     learning_curves,
     read_evaluations,
     read_record,
@@ -279,6 +280,17 @@ def test_iqm_with_five_seeds(tmp_path: Path) -> None:
     write_results(tmp_path, tmp_path / "RESULTS.md")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "IQM [95% CI]" in text and "| Pendulum-v1 | A | 5 | 100 (+ 0) | 2.0 ± 1.6 | 2.0 [" in text
+
+
+def test_the_iqm_interval_is_the_same_whatever_ran_before() -> None:
+    """rliable resamples with numpy's global generator: the interval must not depend on its state."""
+    pytest.importorskip("rliable", reason="rliable comes with the bench extra")
+    scores = np.array([6224.0, 4804.0, 5491.0, 6096.0, 5625.0, 3343.0, 5054.0])
+    np.random.seed(1)
+    first = iqm_with_interval(scores)
+    np.random.seed(2)
+    assert iqm_with_interval(scores) == first
+    assert np.random.random() == np.random.RandomState(2).random()  # and the caller's generator is as it was
 
 
 def test_curves_of_equal_total_budget_end_together(tmp_path: Path) -> None:
