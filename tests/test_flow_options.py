@@ -446,7 +446,7 @@ def test_the_actor_takes_a_fused_adam_step_unless_told_otherwise(algo, tmp_path:
     chosen = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"optimizer_kwargs": {"foreach": True}}, **kwargs)
     assert chosen.actor.optimizer.defaults["foreach"] and not chosen.actor.optimizer.defaults["fused"]
     rmsprop = algo("LSPPolicy", "sb3_lsp/MultiGoal-v0", policy_kwargs={"optimizer_class": th.optim.RMSprop}, **kwargs)
-    assert type(rmsprop.actor.optimizer) is th.optim.RMSprop and "fused" not in rmsprop.policy.optimizer_kwargs
+    assert type(rmsprop.actor.optimizer) is th.optim.RMSprop and "fused" not in rmsprop.actor.optimizer.defaults
 
     fused.save(tmp_path / "fused.zip")
     looped.save(tmp_path / "looped.zip")
